@@ -1,0 +1,306 @@
+//! Behaviour of loading, overriding and saving configs, on real files.
+
+use std::path::{Path, PathBuf};
+
+use xp_config::{ConfigError, Device, ExperimentConfig, Location, ModelType, create_config};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn default_config_path() -> PathBuf {
+    root().join("fixtures/configs/default.toml")
+}
+
+fn no_overrides() -> &'static [&'static str] {
+    &[]
+}
+
+/// A valid config file in `dir`, with comments, pointing at the bundled data.
+fn write_commented(dir: &Path) -> PathBuf {
+    let data = root().join("fixtures/data");
+    let text = format!(
+        "# My experiment\nname = \"commented\" # the run name\n\n[model]\n# the family\nmodel_type = \"vae\"\nhidden_dim = 128  # small\n\n[training]\nepochs = 3\nbatch_size = 16 # fits in memory\n\n[data]\ntrain_path = \"{}\"\nval_path = \"{}\"\n",
+        data.join("train.csv").display(),
+        data.join("val.csv").display()
+    );
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn bundled_default_loads_with_the_documented_defaults() {
+    let config = ExperimentConfig::load(default_config_path()).unwrap();
+    assert_eq!(config.seed, 42);
+    assert_eq!(config.device, Device::Auto);
+    assert_eq!(config.output_dir, "results");
+    assert_eq!(config.model.model_type, ModelType::Autoregressive);
+    assert_eq!(config.model.hidden_dim, 256);
+    assert_eq!(config.model.latent_dim, 64);
+    assert_eq!(config.model.num_layers, 4);
+    assert_eq!(config.model.dropout, 0.1);
+    assert_eq!(config.training.epochs, 100);
+    assert_eq!(config.training.batch_size, 32);
+    assert_eq!(config.training.learning_rate, 1e-4);
+    assert_eq!(config.training.weight_decay, 1e-5);
+    assert_eq!(config.training.gradient_clip, 1.0);
+    assert_eq!(config.training.patience, 10);
+    assert_eq!(config.training.warmup_steps, 1000);
+    assert_eq!(config.data.smiles_column, "smiles");
+    assert_eq!(config.data.max_length, 200);
+    assert_eq!(config.data.num_workers, 4);
+    assert_eq!(
+        config.data.test_path,
+        Some(root().join("fixtures/data/test.csv"))
+    );
+    assert_eq!(
+        config.data.train_path,
+        root().join("fixtures/data/train.csv")
+    );
+    // With no file, create_config gives the same config.
+    assert_eq!(create_config(None, no_overrides()).unwrap(), config);
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_folder_not_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/t.csv"), "smiles\nC\n").unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "name = \"r\"\n[model]\nmodel_type = \"vae\"\n[data]\ntrain_path = \"data/t.csv\"\nval_path = \"./data/../data/t.csv\"\n",
+    )
+    .unwrap();
+    let config = ExperimentConfig::load(&path).unwrap();
+    let expected = dir.path().canonicalize().unwrap().join("data/t.csv");
+    assert_eq!(config.data.train_path.canonicalize().unwrap(), expected);
+    assert_eq!(config.data.val_path, config.data.train_path);
+    assert!(config.data.train_path.is_absolute());
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_line() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad/16_mixed_problems.toml");
+    let err = ExperimentConfig::load(&path).unwrap_err();
+    let found: Vec<(&str, usize)> = err
+        .violations()
+        .iter()
+        .map(|v| match &v.location {
+            Some(Location::File { line, .. }) => (v.path.as_str(), *line),
+            other => panic!("{} has no file location: {other:?}", v.path),
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("device", 3),
+            ("model.hidden_dim", 6),
+            ("model.dropot", 7),
+            ("training.batch_size", 9),
+            ("data.train_path", 11),
+        ]
+    );
+}
+
+#[test]
+fn save_keeps_comments_and_order_and_changes_only_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_commented(dir.path());
+    let original = std::fs::read_to_string(&path).unwrap();
+    let mut config = ExperimentConfig::load(&path).unwrap();
+    config.training.batch_size = 64;
+    config.model.hidden_dim = 512;
+    config.save(&path).unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    let changed: Vec<(&str, &str)> = original
+        .lines()
+        .zip(saved.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("hidden_dim = 128  # small", "hidden_dim = 512  # small"),
+            (
+                "batch_size = 16 # fits in memory",
+                "batch_size = 64 # fits in memory"
+            ),
+        ]
+    );
+    assert_eq!(original.lines().count(), saved.lines().count());
+    assert_eq!(ExperimentConfig::load(&path).unwrap(), config);
+    // Nothing but the config is left in the folder: the temporary file was renamed into place.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["exp.toml"]);
+}
+
+#[test]
+fn unchanged_config_saves_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_commented(dir.path());
+    let original = std::fs::read_to_string(&path).unwrap();
+    ExperimentConfig::load(&path).unwrap().save(&path).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+}
+
+#[test]
+fn saving_elsewhere_keeps_relative_data_paths_pointing_at_the_same_files() {
+    let saved_dir = tempfile::tempdir().unwrap();
+    let config = ExperimentConfig::load(default_config_path()).unwrap();
+    let copy = saved_dir.path().join("run/config.toml");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    config.save(&copy).unwrap();
+    let text = std::fs::read_to_string(&copy).unwrap();
+    assert!(text.starts_with("#:schema"), "comments kept: {text}");
+    assert_eq!(ExperimentConfig::load(&copy).unwrap(), config);
+}
+
+#[test]
+fn overrides_are_typed_by_the_schema() {
+    let mut config = create_config(
+        None,
+        &[
+            "training.learning_rate=3e-4",
+            "model.model_type=vae",
+            "training.epochs=5",
+            "name=\"quoted\"",
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.training.learning_rate, 3e-4);
+    assert_eq!(config.model.model_type, ModelType::Vae);
+    assert_eq!(config.training.epochs, 5);
+    assert_eq!(config.name, "quoted");
+    config.apply_override("device=cuda:1").unwrap();
+    assert_eq!(config.device, Device::Cuda(Some(1)));
+    config
+        .apply_override("training.dropout_rate=1")
+        .unwrap_err();
+    assert_eq!(
+        config.device,
+        Device::Cuda(Some(1)),
+        "a failed override changes nothing"
+    );
+}
+
+#[test]
+fn bad_overrides_name_the_key_and_the_override() {
+    let err = create_config(
+        None,
+        &[
+            "training.epochs=ten",
+            "trainig.epochs=1",
+            "training.batch_size=0",
+        ],
+    )
+    .unwrap_err();
+    let messages: Vec<String> = err.violations().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "override `training.epochs=ten`: training.epochs: expected integer, got `ten`",
+            "override `trainig.epochs=1`: trainig.epochs: unknown key `trainig`; did you mean `training`?",
+            "override `training.batch_size=0`: training.batch_size: must be at least 1, got 0",
+        ]
+    );
+}
+
+#[test]
+fn an_override_can_supply_a_key_the_file_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let train = root().join("fixtures/data/train.csv");
+    std::fs::write(
+        &path,
+        format!(
+            "[model]\nmodel_type = \"gnn\"\n[data]\ntrain_path = \"{0}\"\nval_path = \"{0}\"\n",
+            train.display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        ExperimentConfig::load(&path)
+            .unwrap_err()
+            .violations()
+            .len(),
+        1
+    );
+    let config = create_config(Some(&path), &["name=from-cli"]).unwrap();
+    assert_eq!(config.name, "from-cli");
+}
+
+#[test]
+fn merge_toml_updates_nested_tables_key_by_key() {
+    let mut config = create_config(None, no_overrides()).unwrap();
+    config
+        .merge_toml("[training]\nepochs = 7\n[model]\nnum_layers = 2\ndropout = 0\n")
+        .unwrap();
+    assert_eq!(config.training.epochs, 7);
+    assert_eq!(
+        config.training.batch_size, 32,
+        "untouched keys keep their value"
+    );
+    assert_eq!(config.model.num_layers, 2);
+    assert_eq!(config.model.dropout, 0.0);
+    let err = config.merge_toml("[training]\nepoch = 7\n").unwrap_err();
+    assert!(
+        err.to_string().contains("did you mean `training.epochs`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_catches_fields_edited_in_code() {
+    let mut config = create_config(None, no_overrides()).unwrap();
+    config.validate().unwrap();
+    config.training.batch_size = 4096;
+    config.data.val_path = PathBuf::from("/nonexistent/val.csv");
+    let err = config.validate().unwrap_err();
+    let paths: Vec<&str> = err.violations().iter().map(|v| v.path.as_str()).collect();
+    assert_eq!(paths, ["data.val_path", "training.batch_size"]);
+}
+
+#[test]
+fn device_strings() {
+    for (text, device) in [
+        ("auto", Device::Auto),
+        ("cpu", Device::Cpu),
+        ("cuda", Device::Cuda(None)),
+        ("cuda:0", Device::Cuda(Some(0))),
+        ("cuda:12", Device::Cuda(Some(12))),
+    ] {
+        assert_eq!(text.parse::<Device>().unwrap(), device);
+        assert_eq!(device.to_string(), text);
+    }
+    for bad in [
+        "", "gpu", "CUDA", "cuda:", "cuda:-1", "cuda:1:2", "cuda: 1", "cpu ",
+    ] {
+        let err = bad.parse::<Device>().unwrap_err();
+        assert!(err.contains("auto, cpu, cuda, cuda:N"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn unreadable_file_is_an_io_error_naming_it() {
+    let err = ExperimentConfig::load("/nonexistent/exp.toml").unwrap_err();
+    assert!(matches!(err, ConfigError::Io { .. }));
+    assert!(err.to_string().contains("/nonexistent/exp.toml"), "{err}");
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let err = xp_config::from_toml_str("name = \"x\"\n\n[model\n", "inline.toml", Path::new("."))
+        .unwrap_err();
+    match err {
+        ConfigError::Syntax { line, column, .. } => assert_eq!((line, column), (3, 7)),
+        other => panic!("expected a syntax error, got {other}"),
+    }
+}
