@@ -1,0 +1,79 @@
+//! `cargo xtask`: the project's commands, in Rust so they run wherever cargo does.
+
+mod codegen;
+mod config;
+mod fixtures;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "xp's project commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything CI checks: formatting, clippy, tests, generated files, oracle checks.
+    Test,
+    /// Train the default experiment (or --config F) on the CPU.
+    Train(TrainArgs),
+    /// Regenerate the files derived from the code (config schema, key reference, default config).
+    Codegen {
+        /// Only check that the generated files are up to date; fail naming any that is stale.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Check or show a config.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Re-cut the bundled MOSES subsets in fixtures/data from ../shared/data/moses.
+    Fixtures,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
+}
+
+/// The workspace root: xtask lives one folder below it.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Test => test::run(),
+        Command::Train(_) => {
+            eprintln!(
+                "cargo xtask train: training is not available yet; xp-train lands with the \
+                 training issue. `cargo xtask config show` prints the config it will use."
+            );
+            return ExitCode::from(2);
+        }
+        Command::Codegen { check } => codegen::run(check),
+        Command::Config(cmd) => return config::run(cmd),
+        Command::Fixtures => fixtures::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! `cargo xtask test`: everything CI checks, in order of cost, stopping at the first failure.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+pub fn run() -> anyhow::Result<()> {
+    let root = crate::root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let steps: &[(&str, &[&str])] = &[
+        ("formatting", &["fmt", "--all", "--check"]),
+        (
+            "generated files",
+            &["run", "--quiet", "-p", "xtask", "--", "codegen", "--check"],
+        ),
+        (
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        ("tests", &["test", "--workspace"]),
+    ];
+    for (name, args) in steps {
+        println!("==> {name}: cargo {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .args(*args)
+            .current_dir(&root)
+            .status()
+            .with_context(|| format!("running cargo {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("{name} failed (cargo {})", args.join(" "));
+        }
+    }
+    println!("==> all checks passed");
+    Ok(())
+}
