@@ -1,8 +1,11 @@
 //! `cargo xtask`: the project's commands, in Rust so they run wherever cargo does.
 
+mod bench;
 mod codegen;
 mod config;
 mod fixtures;
+mod oracle;
+mod results;
 mod test;
 
 use std::path::PathBuf;
@@ -32,6 +35,15 @@ enum Command {
     /// Check or show a config.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Benchmarks against their named baselines, printed as ratios (optimised build).
+    Bench {
+        #[arg(value_enum)]
+        target: bench::Target,
+    },
+    /// Only the Python-oracle checks (part of `test`).
+    Oracle,
+    /// Query a results log: list, best, top, compare.
+    Results(results::ResultsArgs),
     /// Re-cut the bundled MOSES subsets in fixtures/data from ../shared/data/moses.
     Fixtures,
 }
@@ -44,6 +56,24 @@ struct TrainArgs {
     overrides: Vec<String>,
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+}
+
+/// Runs these same arguments again from an optimised build of xtask.
+fn rerun_release() -> ExitCode {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = std::process::Command::new(cargo)
+        .args(["run", "--release", "--quiet", "-p", "xtask", "--"])
+        .args(std::env::args_os().skip(1))
+        .current_dir(root())
+        .status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
+        Err(e) => {
+            eprintln!("error: cannot run cargo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The workspace root: xtask lives one folder below it.
@@ -68,6 +98,14 @@ fn main() -> ExitCode {
         Command::Codegen { check } => codegen::run(check),
         Command::Config(cmd) => return config::run(cmd),
         Command::Fixtures => fixtures::run(),
+        Command::Oracle => oracle::run_all(),
+        Command::Bench { target } => {
+            if cfg!(debug_assertions) {
+                return rerun_release();
+            }
+            bench::run(target)
+        }
+        Command::Results(args) => results::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

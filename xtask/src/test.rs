@@ -37,6 +37,8 @@ pub fn run() -> anyhow::Result<()> {
             bail!("{name} failed (cargo {})", args.join(" "));
         }
     }
+    println!("==> oracle checks (Python: official readers)");
+    crate::oracle::run_all()?;
     println!("==> all checks passed");
     Ok(())
 }

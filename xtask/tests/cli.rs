@@ -99,3 +99,135 @@ fn train_says_it_is_not_available_yet() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not available yet"));
 }
+
+fn seed_log_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("crates/xp-results/tests/fixtures/seed_results.jsonl"),
+        dir.path().join("results.jsonl"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn results_best_as_json_skips_nan_and_missing_and_says_so() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    let out = xtask(&[
+        "results", "--dir", d, "best", "--metric", "val_loss", "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let best: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The smallest finite val_loss in the fixture, found independently.
+    let all = xp_results::Query::new(dir.path().join("results.jsonl"))
+        .all()
+        .unwrap()
+        .value;
+    let expected = all
+        .iter()
+        .filter(|e| {
+            e.record
+                .metrics
+                .get("val_loss")
+                .is_some_and(|v| !v.is_nan())
+        })
+        .min_by(|a, b| a.record.metrics["val_loss"].total_cmp(&b.record.metrics["val_loss"]))
+        .unwrap();
+    assert_eq!(
+        best["experiment_name"],
+        expected.record.experiment_name.as_str()
+    );
+    assert_eq!(best["line"], expected.line);
+    assert!(text(&out.stderr).contains("1 result(s) with `val_loss` = NaN were not ranked"));
+}
+
+#[test]
+fn results_top_csv_is_readable_and_ordered() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    let out = xtask(&[
+        "results",
+        "top",
+        "--dir",
+        d,
+        "--metric",
+        "validity",
+        "--mode",
+        "max",
+        "-n",
+        "3",
+        "--filter",
+        "model.model_type == vae",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    let mut rows = csv.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    assert_eq!(
+        &header[..4],
+        ["line", "timestamp", "experiment_name", "metrics.validity"]
+    );
+    assert!(header.contains(&"config.model.model_type"));
+    let type_col = header
+        .iter()
+        .position(|h| *h == "config.model.model_type")
+        .unwrap();
+    let values: Vec<f64> = rows
+        .map(|r| {
+            let cells: Vec<&str> = r.split(',').collect();
+            assert_eq!(cells[type_col], "vae");
+            cells[3].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(values.len(), 3);
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+}
+
+#[test]
+fn results_list_table_and_compare() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    let out = xtask(&["results", "--dir", d, "list", "-n", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("moses_vae_38") && table.contains("moses_autoregressive_39"),
+        "{table}"
+    );
+    assert!(!table.contains("moses_vae_36"), "{table}");
+    let out = xtask(&["results", "--dir", d, "compare", "1", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("model.model_type") && table.contains("autoregressive"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("data.train_path"),
+        "equal keys are not listed: {table}"
+    );
+    let out = xtask(&["results", "--dir", d, "compare", "1", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no result on line 999"));
+}
+
+#[test]
+fn results_errors_are_clear() {
+    let out = xtask(&["results", "--dir", "/nonexistent/results", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no results log at /nonexistent/results/results.jsonl"));
+    let dir = seed_log_dir();
+    let out = xtask(&[
+        "results",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "list",
+        "--filter",
+        "model.model_type",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("bad filter `model.model_type`"));
+}

@@ -1,0 +1,166 @@
+//! `cargo xtask bench ...`: speed against a named baseline measured in the same run, printed as
+//! ratios. Always runs an optimised build (it re-runs itself with `--release`).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use serde_json::{Value, json};
+use xp_results::{Mode, ResultsTracker};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Target {
+    /// xp-results: `best` over 200k and 1M results and `log_result` rate, against the seed's Python tracker.
+    Results,
+}
+
+pub fn run(target: Target) -> anyhow::Result<()> {
+    match target {
+        Target::Results => results(),
+    }
+}
+
+fn python_json(cmd: &mut Command) -> anyhow::Result<Value> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn seconds<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let start = Instant::now();
+    let value = f();
+    (start.elapsed().as_secs_f64(), value)
+}
+
+/// A realistic config: the bundled default experiment, as every run logs it.
+fn sample_config() -> anyhow::Result<Value> {
+    let config = xp_config::create_config(None, &[] as &[&str])?;
+    Ok(serde_json::to_value(&config)?)
+}
+
+fn results() -> anyhow::Result<()> {
+    let python = crate::oracle::python()?;
+    let script = crate::root().join("xtask/python/bench_results.py");
+    let work = tempfile::tempdir()?;
+    let config = sample_config()?;
+    println!(
+        "bench results: on {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // log_result rate: both sides append the same number of records to a fresh file (a larger
+    // file would meet dirty-page writeback throttling, which is the disk's speed, not ours).
+    let n = 20_000;
+    let py = python_json(
+        Command::new(&python)
+            .arg(&script)
+            .args(["log"])
+            .arg(work.path().join("py-log"))
+            .arg(n.to_string())
+            .arg(config.to_string()),
+    )?;
+    let py_rate = py["per_second"].as_f64().context("python log rate")?;
+    let mut rs_rate: f64 = 0.0;
+    for round in 0..5 {
+        let log = ResultsTracker::open(work.path().join(format!("rs-log-{round}")));
+        let (t, r) = seconds(|| -> anyhow::Result<()> {
+            for i in 0..n {
+                log.log_result(
+                    &format!("run{i}"),
+                    &config,
+                    [("val_loss", i as f64 * 1e-3), ("validity", 0.9)],
+                    [("best", format!("runs/{i}/best").as_str())],
+                )?;
+            }
+            Ok(())
+        });
+        r?;
+        rs_rate = rs_rate.max(n as f64 / t);
+    }
+    println!(
+        "log_result ({n} records, {} B config): xp {:.0}/s, seed Python {:.0}/s  -> {:.1}x (target >= 10x)",
+        config.to_string().len(),
+        rs_rate,
+        py_rate,
+        rs_rate / py_rate
+    );
+
+    // best over 200k and 1M results.
+    for n in [200_000usize, 1_000_000] {
+        let dir = work.path().join(format!("best-{n}"));
+        write_log(&dir, n, &config)?;
+        let size = std::fs::metadata(dir.join("results.jsonl"))?.len();
+        let q = ResultsTracker::open(&dir).query();
+        q.best("val_loss", Mode::Min)?; // warm the page cache, as the Python run will find it
+        let mut best_t = f64::INFINITY;
+        let mut answer = String::new();
+        for _ in 0..5 {
+            let (t, found) = seconds(|| q.best("val_loss", Mode::Min));
+            best_t = best_t.min(t);
+            answer = found?
+                .value
+                .context("a best result")?
+                .record
+                .experiment_name;
+        }
+        let py = python_json(
+            Command::new(&python)
+                .arg(&script)
+                .arg("best")
+                .arg(&dir)
+                .arg("val_loss"),
+        )?;
+        let py_t = py["seconds"].as_f64().context("python seconds")?;
+        if py["experiment_name"] != json!(answer) {
+            bail!(
+                "best disagrees with the seed: {} vs {answer}",
+                py["experiment_name"]
+            );
+        }
+        println!(
+            "best over {n} results ({:.0} MB): xp {:.1} ms, seed Python {:.2} s  -> {:.0}x (target >= 50x)",
+            size as f64 / 1e6,
+            best_t * 1e3,
+            py_t,
+            py_t / best_t
+        );
+    }
+    Ok(())
+}
+
+/// `n` results with varied metrics, written straight to the file (the rate was measured above).
+fn write_log(dir: &Path, n: usize, config: &Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("results.jsonl"))?);
+    let config = config.as_object().context("config object")?.clone();
+    let mut x: u64 = 12345;
+    for i in 0..n {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let record = xp_results::ResultRecord {
+            timestamp: "2026-11-27T12:00:00.000000+00:00".to_owned(),
+            experiment_name: format!("run{i}"),
+            config: config.clone(),
+            metrics: [
+                (
+                    "val_loss".to_owned(),
+                    (x >> 11) as f64 / (1u64 << 53) as f64,
+                ),
+                ("validity".to_owned(), 0.9),
+            ]
+            .into_iter()
+            .collect(),
+            artifacts: [("best".to_owned(), format!("runs/{i}/best"))]
+                .into_iter()
+                .collect(),
+        };
+        std::io::Write::write_all(&mut out, &record.to_line())?;
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Python oracles: official readers (pandas, later TensorBoard and RDKit) check what our crates
+//! write. Python is installed into `target/oracle-venv` from PyPI, pinned by
+//! `xtask/python/requirements.txt`; it is never needed at run time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use xp_results::{Mode, Query, ResultsTracker};
+
+fn python_dir() -> PathBuf {
+    crate::root().join("xtask/python")
+}
+
+/// The venv's python, created and brought up to date with requirements.txt when needed.
+pub fn python() -> anyhow::Result<PathBuf> {
+    let root = crate::root();
+    let venv = root.join("target/oracle-venv");
+    let python = venv.join("bin/python");
+    let requirements = python_dir().join("requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).context("reading requirements.txt")?;
+    let stamp = venv.join("installed-requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
+    }
+    println!(
+        "==> oracle venv: installing {} into target/oracle-venv",
+        requirements.display()
+    );
+    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    run(Command::new(&system_python)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))
+    .with_context(|| {
+        format!("creating a venv with {system_python} (set PYTHON to another interpreter)")
+    })?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements))
+    .context("installing the oracle requirements from PyPI")?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn script(python: &Path, name: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(python_dir().join(name));
+    cmd
+}
+
+/// Every oracle check.
+pub fn run_all() -> anyhow::Result<()> {
+    let python = python()?;
+    results(&python)
+}
+
+/// A tiny deterministic generator, so the files are the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Our answers on a file, in the shape check_results.py computes them.
+fn answers(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let q = ResultsTracker::open(dir).query();
+    let lines =
+        |entries: Vec<xp_results::Entry>| entries.into_iter().map(|e| e.line).collect::<Vec<_>>();
+    Ok(json!({
+        "dir": dir.file_name().unwrap().to_string_lossy(),
+        "count": q.all()?.value.len(),
+        "best_min": lines(q.best("val_loss", Mode::Min)?.value.into_iter().collect()),
+        "best_max": lines(q.best("val_loss", Mode::Max)?.value.into_iter().collect()),
+        "top5_min": lines(q.top("val_loss", Mode::Min, 5)?.value),
+        "top5_max_validity": lines(q.top("validity", Mode::Max, 5)?.value),
+        "vae_lines": lines(q.clone().filter("model.model_type == vae")?.all()?.value),
+        "lr_below_1e-3": lines(q.clone().filter("training.learning_rate < 1e-3")?.all()?.value),
+    }))
+}
+
+/// xp-results against the seed's tracker and pandas, on files written by each side.
+fn results(python: &Path) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let w = work.path();
+    // The seed writes one file (with missing and NaN metrics) and one where every result has a
+    // finite val_loss, so that its own get_best_result can be compared too.
+    run(script(python, "seed_write.py")
+        .arg(w.join("seed"))
+        .args(["400", "1"]))?;
+    // We write one.
+    let ours = ResultsTracker::open(w.join("ours"));
+    let mut rng = Lcg(7);
+    for i in 0..400 {
+        let model_type = if rng.next() < 0.5 {
+            "vae"
+        } else {
+            "autoregressive"
+        };
+        let lr = [1e-4, 3e-4, 1e-3][(rng.next() * 3.0) as usize];
+        let config = json!({"name": format!("run{i}"), "model": {"model_type": model_type}, "training": {"learning_rate": lr}});
+        let mut metrics = vec![("validity", (rng.next() * 1e4).round() / 1e4)];
+        let r = rng.next();
+        if r < 0.9 {
+            metrics.push((
+                "val_loss",
+                if r < 0.03 {
+                    f64::NAN
+                } else {
+                    (rng.next() * 1e3).round() / 1e3
+                },
+            ));
+        }
+        ours.log_result(
+            &format!("{model_type}_{i}"),
+            &config,
+            metrics,
+            [("best", format!("runs/{i}/best").as_str())],
+        )?;
+    }
+    // And a finite-only file, written by us, for the seed's get_best_result.
+    let finite = ResultsTracker::open(w.join("finite"));
+    for i in 0..300 {
+        let v = (rng.next() * 100.0).round() / 100.0;
+        finite.log_result(
+            &format!("f{i}"),
+            &json!({"model": {"model_type": "vae"}, "training": {"learning_rate": 1e-4}}),
+            [("val_loss", v), ("validity", v)],
+            Vec::<(&str, &str)>::new(),
+        )?;
+    }
+    // A torn copy of ours must give the answers of the complete lines.
+    std::fs::create_dir(w.join("torn"))?;
+    let mut text = std::fs::read(ours.path())?;
+    text.extend_from_slice(br#"{"timestamp": "2026-01-01T00:00:00", "experiment_name": "torn", "metrics": {"val_loss": -1"#);
+    std::fs::write(w.join("torn/results.jsonl"), text)?;
+    let torn = answers(&w.join("torn"))?;
+    let complete = answers(&w.join("ours"))?;
+    for key in ["count", "best_min", "best_max", "top5_min", "vae_lines"] {
+        if torn[key] != complete[key] {
+            bail!(
+                "a torn last line changed `{key}`: {} vs {}",
+                torn[key],
+                complete[key]
+            );
+        }
+    }
+    let all = json!({
+        "seed-written": answers(&w.join("seed"))?,
+        "xp-written": complete,
+        "xp-written-finite": answers(&w.join("finite"))?,
+    });
+    std::fs::write(w.join("answers.json"), serde_json::to_vec_pretty(&all)?)?;
+    run(script(python, "check_results.py").arg(w)).context("the results oracle disagrees")?;
+    // Sanity: the queries above really read something.
+    let n = Query::new(w.join("seed/results.jsonl")).all()?.value.len();
+    if n != 400 {
+        bail!("read {n} of the seed's 400 results");
+    }
+    Ok(())
+}

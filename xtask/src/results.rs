@@ -1,0 +1,367 @@
+//! `cargo xtask results`: the results log from the terminal.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use serde_json::{Value, json};
+use xp_results::{Entry, Found, Mode, Query, ResultsTracker, compare};
+
+#[derive(Args)]
+pub struct ResultsArgs {
+    /// Folder holding results.jsonl (the config's `output_dir`).
+    #[arg(long, global = true, default_value = "results")]
+    dir: PathBuf,
+    /// Only results whose config satisfies this, e.g. `model.model_type == vae`,
+    /// `training.learning_rate < 1e-3`, `metrics.validity >= 0.9`; may be repeated.
+    #[arg(long = "filter", global = true, value_name = "EXPR")]
+    filters: Vec<String>,
+    /// Only results whose experiment name matches this glob, e.g. `moses_*`.
+    #[arg(long, global = true, value_name = "GLOB")]
+    experiment: Option<String>,
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(subcommand)]
+    command: ResultsCommand,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand)]
+enum ResultsCommand {
+    /// Every matching result, oldest first.
+    List {
+        /// Only the last N.
+        #[arg(short = 'n')]
+        n: Option<usize>,
+    },
+    /// The best result by a metric.
+    Best(RankArgs),
+    /// The N best results by a metric, best first.
+    Top {
+        #[command(flatten)]
+        rank: RankArgs,
+        #[arg(short = 'n', default_value_t = 10)]
+        n: usize,
+    },
+    /// The config keys and metrics that differ between two results (their line numbers, as
+    /// `list` shows them).
+    Compare { a: u64, b: u64 },
+}
+
+#[derive(Args)]
+struct RankArgs {
+    #[arg(long)]
+    metric: String,
+    #[arg(long, default_value = "min", value_parser = ["min", "max"])]
+    mode: String,
+}
+
+pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
+    let mut query = ResultsTracker::open(&args.dir).query();
+    if let Some(glob) = &args.experiment {
+        query = query.experiment(glob)?;
+    }
+    for f in &args.filters {
+        query = query.filter(f)?;
+    }
+    let out = &mut std::io::stdout().lock();
+    match &args.command {
+        ResultsCommand::List { n } => {
+            let mut found = query.all()?;
+            if let Some(n) = n {
+                let skip = found.value.len().saturating_sub(*n);
+                found.value.drain(..skip);
+            }
+            report(&found, None);
+            print_entries(out, &found.value, None, args.format)
+        }
+        ResultsCommand::Best(rank) => {
+            let found = query.best(&rank.metric, rank.mode.parse()?)?;
+            report(&found, Some(&rank.metric));
+            let entries: Vec<Entry> = found.value.into_iter().collect();
+            if entries.is_empty() && matches!(args.format, Format::Table) {
+                bail!("no result has a value for `{}`", rank.metric);
+            }
+            match args.format {
+                Format::Json => writeln_json(out, &entries.first().map_or(Value::Null, entry_json)),
+                f => print_entries(out, &entries, Some(&rank.metric), f),
+            }
+        }
+        ResultsCommand::Top { rank, n } => {
+            let mode: Mode = rank.mode.parse()?;
+            let found = query.top(&rank.metric, mode, *n)?;
+            report(&found, Some(&rank.metric));
+            print_entries(out, &found.value, Some(&rank.metric), args.format)
+        }
+        ResultsCommand::Compare { a, b } => compare_lines(out, &query, *a, *b, args.format),
+    }
+}
+
+/// Tells, on stderr, what was skipped to give the answer.
+fn report<T>(found: &Found<T>, metric: Option<&str>) {
+    for s in &found.skipped {
+        eprintln!("warning: {s}");
+    }
+    if let Some(metric) = metric {
+        if found.without_metric > 0 {
+            eprintln!(
+                "note: {} result(s) without `{metric}` were not ranked",
+                found.without_metric
+            );
+        }
+        if found.nan_metric > 0 {
+            eprintln!(
+                "note: {} result(s) with `{metric}` = NaN were not ranked",
+                found.nan_metric
+            );
+        }
+    }
+}
+
+fn entry_json(e: &Entry) -> Value {
+    let mut v = serde_json::to_value(&e.record).expect("records serialise");
+    // serde_json writes non-finite floats as null; keep them visible as strings.
+    if let Some(metrics) = v.get_mut("metrics").and_then(Value::as_object_mut) {
+        for (k, m) in metrics.iter_mut() {
+            if let Some(x) = e.record.metrics.get(k).filter(|x| !x.is_finite()) {
+                *m = json!(number_text(*x));
+            }
+        }
+    }
+    v.as_object_mut()
+        .expect("a record is an object")
+        .insert("line".into(), json!(e.line));
+    v
+}
+
+fn writeln_json(out: &mut impl Write, value: &Value) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn number_text(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".to_owned()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Metric names of the entries, `first` first, then in order of appearance.
+fn metric_columns(entries: &[Entry], first: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = first.map(str::to_owned).into_iter().collect();
+    for e in entries {
+        for k in e.record.metrics.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    names
+}
+
+fn flat_config(e: &Entry) -> Vec<(String, String)> {
+    fn walk(v: &Value, prefix: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(v, &p, out);
+                }
+            }
+            Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+            other => out.push((prefix.to_owned(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Value::Object(e.record.config.clone()), "", &mut out);
+    out
+}
+
+fn print_entries(
+    out: &mut impl Write,
+    entries: &[Entry],
+    metric: Option<&str>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let metrics = metric_columns(entries, metric);
+    let metric_cell = |e: &Entry, m: &str| {
+        e.record
+            .metrics
+            .get(m)
+            .map(|x| number_text(*x))
+            .unwrap_or_default()
+    };
+    match format {
+        Format::Json => writeln_json(out, &Value::Array(entries.iter().map(entry_json).collect())),
+        Format::Csv => {
+            let mut config_cols: Vec<String> = Vec::new();
+            let mut artifact_cols: Vec<String> = Vec::new();
+            for e in entries {
+                for (k, _) in flat_config(e) {
+                    if !config_cols.contains(&k) {
+                        config_cols.push(k);
+                    }
+                }
+                for k in e.record.artifacts.keys() {
+                    if !artifact_cols.contains(k) {
+                        artifact_cols.push(k.clone());
+                    }
+                }
+            }
+            let mut w = csv::Writer::from_writer(out);
+            let mut header = vec![
+                "line".to_owned(),
+                "timestamp".to_owned(),
+                "experiment_name".to_owned(),
+            ];
+            header.extend(metrics.iter().map(|m| format!("metrics.{m}")));
+            header.extend(config_cols.iter().map(|c| format!("config.{c}")));
+            header.extend(artifact_cols.iter().map(|a| format!("artifacts.{a}")));
+            w.write_record(&header)?;
+            for e in entries {
+                let config = flat_config(e);
+                let mut row = vec![
+                    e.line.to_string(),
+                    e.record.timestamp.clone(),
+                    e.record.experiment_name.clone(),
+                ];
+                row.extend(metrics.iter().map(|m| metric_cell(e, m)));
+                row.extend(config_cols.iter().map(|c| {
+                    config
+                        .iter()
+                        .find(|(k, _)| k == c)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                }));
+                row.extend(
+                    artifact_cols
+                        .iter()
+                        .map(|a| e.record.artifacts.get(a).cloned().unwrap_or_default()),
+                );
+                w.write_record(&row)?;
+            }
+            w.flush()?;
+            Ok(())
+        }
+        Format::Table => {
+            let mut table = Table::new();
+            table.load_preset(presets::UTF8_BORDERS_ONLY);
+            let mut header = vec![
+                "#".to_owned(),
+                "timestamp".to_owned(),
+                "experiment".to_owned(),
+            ];
+            header.extend(metrics.iter().cloned());
+            table.set_header(header);
+            for e in entries {
+                let mut row = vec![
+                    Cell::new(e.line),
+                    Cell::new(&e.record.timestamp),
+                    Cell::new(&e.record.experiment_name),
+                ];
+                row.extend(
+                    metrics
+                        .iter()
+                        .map(|m| Cell::new(metric_cell(e, m)).set_alignment(CellAlignment::Right)),
+                );
+                table.add_row(row);
+            }
+            for i in 3..3 + metrics.len() {
+                if let Some(col) = table.column_mut(i) {
+                    col.set_cell_alignment(CellAlignment::Right);
+                }
+            }
+            table
+                .column_mut(0)
+                .expect("first column")
+                .set_cell_alignment(CellAlignment::Right);
+            writeln!(out, "{table}")?;
+            if entries.is_empty() {
+                writeln!(out, "(no matching results)")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn compare_lines(
+    out: &mut impl Write,
+    query: &Query,
+    a: u64,
+    b: u64,
+    format: Format,
+) -> anyhow::Result<()> {
+    let found = query.all()?;
+    report(&found, None);
+    let pick = |line: u64| {
+        found
+            .value
+            .iter()
+            .find(|e| e.line == line)
+            .with_context(|| format!("no result on line {line} (that matches the filters); `results list` shows the line numbers"))
+    };
+    let (ea, eb) = (pick(a)?, pick(b)?);
+    let c = compare(&ea.record, &eb.record);
+    let show = |v: &Option<Value>| match v {
+        None => "(absent)".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let show_m = |v: &Option<f64>| v.map(number_text).unwrap_or_else(|| "(absent)".to_owned());
+    let rows: Vec<[String; 4]> = c
+        .config
+        .iter()
+        .map(|(k, x, y)| ["config".to_owned(), k.clone(), show(x), show(y)])
+        .chain(
+            c.metrics
+                .iter()
+                .map(|(k, x, y)| ["metric".to_owned(), k.clone(), show_m(x), show_m(y)]),
+        )
+        .collect();
+    let names = [
+        format!("#{a} {}", ea.record.experiment_name),
+        format!("#{b} {}", eb.record.experiment_name),
+    ];
+    match format {
+        Format::Json => writeln_json(
+            out,
+            &json!({"a": entry_json(ea), "b": entry_json(eb),
+                    "differences": rows.iter().map(|r| json!({"kind": r[0], "key": r[1], "a": r[2], "b": r[3]})).collect::<Vec<_>>()}),
+        ),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(["kind", "key", &names[0], &names[1]])?;
+            for r in &rows {
+                w.write_record(r)?;
+            }
+            w.flush()?;
+            Ok(())
+        }
+        Format::Table => {
+            let mut table = Table::new();
+            table.load_preset(presets::UTF8_BORDERS_ONLY);
+            table.set_header(["", "key", &names[0], &names[1]]);
+            for r in rows {
+                table.add_row(r);
+            }
+            writeln!(out, "{table}")?;
+            Ok(())
+        }
+    }
+}
