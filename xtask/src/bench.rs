@@ -14,11 +14,15 @@ use xp_results::{Mode, ResultsTracker};
 pub enum Target {
     /// xp-results: `best` over 200k and 1M results and `log_result` rate, against the seed's Python tracker.
     Results,
+    /// xp-ckpt: save and load of a 1 GiB payload set against `dd` on the same disk, and a long
+    /// kill-and-reopen run.
+    Ckpt,
 }
 
 pub fn run(target: Target) -> anyhow::Result<()> {
     match target {
         Target::Results => results(),
+        Target::Ckpt => ckpt(),
     }
 }
 
@@ -162,5 +166,134 @@ fn write_log(dir: &Path, n: usize, config: &Value) -> anyhow::Result<()> {
         std::io::Write::write_all(&mut out, &record.to_line())?;
     }
     std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
+/// Seconds `dd` takes with these arguments.
+fn dd(args: &[&str]) -> anyhow::Result<f64> {
+    let (t, out) = seconds(|| {
+        Command::new("dd")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+    });
+    if !out.context("running dd")?.success() {
+        bail!("dd {args:?} failed");
+    }
+    Ok(t)
+}
+
+/// Drops the page cache when allowed (root outside a container), so reads come from the disk.
+fn drop_caches() -> bool {
+    Command::new("sync").status().is_ok_and(|s| s.success())
+        && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
+fn ckpt() -> anyhow::Result<()> {
+    use xp_ckpt::{Checkpoint, CheckpointManager, Mode};
+    const MIB: usize = 1 << 20;
+    // Under target/, on the project's disk (a tmpfs /tmp would flatter both sides).
+    let base = crate::root().join("target/bench-ckpt");
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base)?;
+    let work = tempfile::tempdir_in(&base)?;
+    let gib = |t: f64| 1024.0 / t;
+    println!(
+        "bench ckpt: 1 GiB payload set (model 768 MiB + optimizer 256 MiB) in {}",
+        work.path().display()
+    );
+
+    let mut x: u64 = 1;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n / 8)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
+            .collect()
+    };
+    // The baseline copies 1 GiB of the same kind of bytes (random: this disk stores zeros
+    // almost for free, so `dd if=/dev/zero` would measure that, not the disk).
+    let source = work.path().join("source.bin");
+    std::fs::write(&source, noise(1024 * MIB))?;
+    Command::new("sync").status()?;
+    let (if_arg, of_arg) = (
+        format!("if={}", source.display()),
+        format!("of={}", work.path().join("dd.bin").display()),
+    );
+    let dd_write = dd(&[&if_arg, &of_arg, "bs=1M", "conv=fsync"])?;
+    let dd_zero = dd(&["if=/dev/zero", &of_arg, "bs=1M", "count=1024", "conv=fsync"])?;
+    std::fs::remove_file(&source)?;
+    std::fs::remove_file(work.path().join("dd.bin"))?;
+    let ckpt = Checkpoint::new(1, 1000)
+        .with_payload("model.safetensors", noise(768 * MIB))
+        .with_payload("optimizer", noise(256 * MIB))
+        .with_metric("val_loss", 0.5)
+        .with_config("name = \"bench\"\n");
+    Command::new("sync").status()?;
+    let mut manager = CheckpointManager::open(work.path().join("ckpt"), 2, "val_loss", Mode::Min)?;
+    let (save_t, saved) = seconds(|| manager.save(&ckpt));
+    let saved = saved?;
+    drop(ckpt);
+    println!(
+        "save (write + crc32c + fsync + rename): {:.0} MiB/s; dd write+fsync of random bytes {:.0} MiB/s  -> {:.0}% (target >= 80%)",
+        gib(save_t),
+        gib(dd_write),
+        100.0 * dd_write / save_t
+    );
+    println!(
+        "  (for reference, dd of zeros: {:.0} MiB/s; this disk stores zero blocks cheaply)",
+        gib(dd_zero)
+    );
+
+    let cold = drop_caches();
+    let (load_t, loaded) = seconds(|| manager.load_last());
+    let loaded = loaded?.context("a checkpoint")?;
+    drop(loaded);
+    drop_caches();
+    let model = format!("if={}", saved.path.join("model.safetensors").display());
+    let optimizer = format!("if={}", saved.path.join("optimizer").display());
+    let dd_read =
+        dd(&[&model, "of=/dev/null", "bs=1M"])? + dd(&[&optimizer, "of=/dev/null", "bs=1M"])?;
+    println!(
+        "load (read + verify every checksum): {:.0} MiB/s  -> {:.0}% of dd write+fsync (target >= 80%); dd read {:.0} MiB/s ({:.0}% of it); {}",
+        gib(load_t),
+        100.0 * dd_write / load_t,
+        gib(dd_read),
+        100.0 * dd_read / load_t,
+        if cold {
+            "page cache dropped before each read"
+        } else {
+            "page cache could not be dropped: warm reads"
+        }
+    );
+    drop(manager);
+    drop(work);
+    let _ = std::fs::remove_dir_all(&base);
+
+    let rounds = 500;
+    println!(
+        "crash test: {rounds} rounds of SIGKILL at random moments, then reopen and verify ..."
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args([
+            "test",
+            "--release",
+            "-q",
+            "-p",
+            "xp-ckpt",
+            "--test",
+            "crash",
+            "killed",
+        ])
+        .env("XP_CKPT_CRASH_ROUNDS", rounds.to_string())
+        .current_dir(crate::root())
+        .status()?;
+    if !status.success() {
+        bail!("the crash test failed");
+    }
     Ok(())
 }

@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong with checkpoints. Each names the file or the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum CkptError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("checkpoint {}: {problem}; it cannot be trusted (restore it, or delete it and reopen)", path.display())]
+    Corrupt { path: PathBuf, problem: String },
+    #[error(
+        "metric `{metric}` is missing from the checkpoint's metrics (it has: {present}); log it, or open the manager with one of those"
+    )]
+    MissingMetric { metric: String, present: String },
+    #[error(
+        "bad payload name `{name}`: use letters, digits, `.`, `_` and `-`, not starting with `.`, and not `meta.json` or `config.toml`"
+    )]
+    BadPayloadName { name: String },
+    #[error("a checkpoint for epoch {epoch}, step {step} already exists at {}", path.display())]
+    Exists {
+        epoch: u64,
+        step: u64,
+        path: PathBuf,
+    },
+    #[error("max_checkpoints must be at least 1")]
+    NoRoom,
+}
