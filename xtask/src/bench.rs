@@ -17,12 +17,16 @@ pub enum Target {
     /// xp-ckpt: save and load of a 1 GiB payload set against `dd` on the same disk, and a long
     /// kill-and-reopen run.
     Ckpt,
+    /// xp-log: scalars per second end to end and the caller's cost of `add_scalar`, against
+    /// tensorboardX and TensorBoard's own EventFileWriter.
+    Log,
 }
 
 pub fn run(target: Target) -> anyhow::Result<()> {
     match target {
         Target::Results => results(),
         Target::Ckpt => ckpt(),
+        Target::Log => log(),
     }
 }
 
@@ -295,5 +299,66 @@ fn ckpt() -> anyhow::Result<()> {
     if !status.success() {
         bail!("the crash test failed");
     }
+    Ok(())
+}
+
+fn log() -> anyhow::Result<()> {
+    use xp_log::{EventReader, SummaryWriter};
+    let python = crate::oracle::python()?;
+    let work = tempfile::tempdir()?;
+    let n_py = 100_000;
+    let py = python_json(
+        Command::new(&python)
+            .arg(crate::root().join("xtask/python/bench_log.py"))
+            .arg(work.path())
+            .arg(n_py.to_string()),
+    )?;
+    let tbx = py["tensorboardX"].as_f64().context("tensorboardX rate")?;
+    let tb = py["EventFileWriter"]
+        .as_f64()
+        .context("EventFileWriter rate")?;
+
+    // End to end: N calls, close (everything written), then check the file holds all N.
+    let n: i64 = 5_000_000;
+    let dir = work.path().join("xp");
+    let (t, path) = seconds(|| -> anyhow::Result<std::path::PathBuf> {
+        let w = SummaryWriter::new(&dir)?;
+        for i in 0..n {
+            w.add_scalar("loss", i as f64 * 0.001, i)?;
+        }
+        let path = w.event_file().to_path_buf();
+        w.close()?;
+        Ok(path)
+    });
+    let path = path?;
+    let events = EventReader::open(&path)?.count() as i64;
+    if events != n + 1 {
+        bail!("the event file holds {events} records, expected {}", n + 1);
+    }
+    let rate = n as f64 / t;
+    println!("bench log: scalars per second, end to end (write, close, file complete)");
+    println!(
+        "  xp-log {rate:.0}/s; tensorboardX {tbx:.0}/s -> {:.0}x (target >= 1000x); TensorBoard EventFileWriter {tb:.0}/s -> {:.0}x",
+        rate / tbx,
+        rate / tb
+    );
+
+    // Caller cost: batches of calls below the queue's capacity, so none waits for the disk.
+    let w = SummaryWriter::new(work.path().join("caller"))?;
+    let mut per_call = Vec::new();
+    for batch in 0..40 {
+        let start = Instant::now();
+        for i in 0..1000 {
+            w.add_scalar("loss", f64::from(i), batch * 1000 + i64::from(i))?;
+        }
+        per_call.push(start.elapsed().as_nanos() as f64 / 1000.0);
+        w.flush()?;
+    }
+    w.close()?;
+    per_call.sort_by(f64::total_cmp);
+    println!(
+        "  add_scalar on the caller's thread: median {:.0} ns (target <= 200 ns)",
+        per_call[per_call.len() / 2]
+    );
     Ok(())
 }

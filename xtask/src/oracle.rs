@@ -67,7 +67,31 @@ fn script(python: &Path, name: &str) -> Command {
 /// Every oracle check.
 pub fn run_all() -> anyhow::Result<()> {
     let python = python()?;
-    results(&python)
+    results(&python)?;
+    tensorboard(&python)
+}
+
+/// xp-log against the official TensorBoard reader: the `all_kinds` example writes every kind of
+/// summary, check_tensorboard.py reads them back.
+fn tensorboard(python: &Path) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    run(Command::new(cargo)
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "xp-log",
+            "--example",
+            "all_kinds",
+            "--",
+        ])
+        .arg(work.path())
+        .current_dir(crate::root())
+        .stdout(std::process::Stdio::null()))
+    .context("running the all_kinds example")?;
+    run(script(python, "check_tensorboard.py").arg(work.path()))
+        .context("the TensorBoard oracle disagrees")
 }
 
 /// A tiny deterministic generator, so the files are the same on every run.

@@ -1,0 +1,184 @@
+//! `ExperimentLogger`: one run directory per experiment run, with the TensorBoard events, the
+//! resolved config and a `metrics.jsonl` mirror that scripts and pandas read without TensorBoard.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::{HParam, Image, LogError, SummaryWriter};
+
+/// File name of the metrics mirror in a run directory.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// File name of the resolved config in a run directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// A run directory `{output_dir}/{name}_{YYYYmmdd_HHMMSS}` and everything logged into it.
+pub struct ExperimentLogger {
+    run_dir: PathBuf,
+    writer: SummaryWriter,
+    metrics: BufWriter<File>,
+    step: i64,
+}
+
+impl ExperimentLogger {
+    /// Creates the run directory (with `_2`, `_3`, ... appended if the name is taken), writes
+    /// `config_toml` there as `config.toml` and as a `config` text summary.
+    pub fn create(
+        output_dir: impl AsRef<Path>,
+        name: &str,
+        config_toml: &str,
+    ) -> Result<Self, LogError> {
+        let output_dir = output_dir.as_ref();
+        let io = |action, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LogError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(output_dir).map_err(io("create the output folder", output_dir))?;
+        let stamp = chrono::Local::now().format("%Y%m%d_%H%M%S");
+        let base = format!("{}_{stamp}", name.replace(['/', '\\'], "_"));
+        let mut run_dir = output_dir.join(&base);
+        let mut n = 1;
+        loop {
+            match std::fs::create_dir(&run_dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    n += 1;
+                    run_dir = output_dir.join(format!("{base}_{n}"));
+                }
+                Err(e) => return Err(io("create the run folder", &run_dir)(e)),
+            }
+        }
+        let config_path = run_dir.join(CONFIG_FILE);
+        std::fs::write(&config_path, config_toml).map_err(io("write", &config_path))?;
+        let metrics_path = run_dir.join(METRICS_FILE);
+        let metrics = File::create(&metrics_path).map_err(io("create", &metrics_path))?;
+        let writer = SummaryWriter::new(&run_dir)?;
+        writer.add_text("config", &format!("```toml\n{config_toml}\n```"), 0)?;
+        Ok(ExperimentLogger {
+            run_dir,
+            writer,
+            metrics: BufWriter::new(metrics),
+            step: 0,
+        })
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The underlying writer, for what the logger does not wrap.
+    pub fn writer(&self) -> &SummaryWriter {
+        &self.writer
+    }
+
+    pub fn step(&self) -> i64 {
+        self.step
+    }
+
+    pub fn set_step(&mut self, step: i64) {
+        self.step = step;
+    }
+
+    pub fn increment_step(&mut self) -> i64 {
+        self.step += 1;
+        self.step
+    }
+
+    fn mirror(&mut self, tag: &str, value: f64) -> Result<(), LogError> {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let value = if value.is_nan() {
+            "NaN".to_owned()
+        } else if value.is_infinite() {
+            if value > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
+        } else {
+            format!("{value:?}")
+        };
+        let tag = escape_json(tag);
+        writeln!(
+            self.metrics,
+            "{{\"step\":{},\"tag\":{tag},\"value\":{value},\"wall_time\":{wall:?}}}",
+            self.step
+        )
+        .map_err(|source| LogError::Io {
+            action: "write",
+            path: self.run_dir.join(METRICS_FILE),
+            source,
+        })
+    }
+
+    /// A scalar at the current step, in TensorBoard and in `metrics.jsonl`.
+    pub fn log_scalar(&mut self, tag: &str, value: f64) -> Result<(), LogError> {
+        self.writer.add_scalar(tag, value, self.step)?;
+        self.mirror(tag, value)
+    }
+
+    /// Several scalars at the current step, each under its own tag.
+    pub fn log_scalars(&mut self, scalars: &[(&str, f64)]) -> Result<(), LogError> {
+        for (tag, value) in scalars {
+            self.log_scalar(tag, *value)?;
+        }
+        Ok(())
+    }
+
+    pub fn log_histogram<T: Copy + Into<f64>>(
+        &mut self,
+        tag: &str,
+        values: &[T],
+    ) -> Result<(), LogError> {
+        self.writer.add_histogram(tag, values, self.step)
+    }
+
+    pub fn log_image(&mut self, tag: &str, image: &Image) -> Result<(), LogError> {
+        self.writer.add_image(tag, image, self.step)
+    }
+
+    pub fn log_text(&mut self, tag: &str, markdown: &str) -> Result<(), LogError> {
+        self.writer.add_text(tag, markdown, self.step)
+    }
+
+    /// The run's row in the HParams tab (in the sub-run `hparams`).
+    pub fn log_hparams(
+        &mut self,
+        hparams: &[(String, HParam)],
+        metrics: &[(&str, f64)],
+    ) -> Result<(), LogError> {
+        self.writer.add_hparams(hparams, metrics, "hparams")
+    }
+
+    /// Everything logged so far is in the files.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.metrics.flush().map_err(|source| LogError::Io {
+            action: "write",
+            path: self.run_dir.join(METRICS_FILE),
+            source,
+        })?;
+        self.writer.flush()
+    }
+
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.flush()?;
+        self.writer.close()
+    }
+}
+
+fn escape_json(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

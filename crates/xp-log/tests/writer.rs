@@ -1,0 +1,226 @@
+//! Event files read back with our own reader (which checks every checksum).
+
+use std::path::{Path, PathBuf};
+
+use xp_log::proto::{event::What, summary::value::Value};
+use xp_log::{EventReader, ExperimentLogger, LogError, SummaryWriter};
+
+fn event_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// (tag, step, value) of every scalar in a file, after checking the file_version record.
+fn scalars(path: &Path) -> Vec<(String, i64, f32)> {
+    let mut events = EventReader::open(path).unwrap();
+    let first = events.next().unwrap().unwrap();
+    assert_eq!(
+        first.what,
+        Some(What::FileVersion("brain.Event:2".to_owned()))
+    );
+    events
+        .map(|e| e.unwrap())
+        .filter_map(|e| match e.what {
+            Some(What::Summary(s)) => {
+                let v = &s.value[0];
+                match v.value {
+                    Some(Value::SimpleValue(x)) => Some((v.tag.clone(), e.step, x)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn flush_means_everything_is_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = SummaryWriter::new(dir.path()).unwrap();
+    for step in 0..10_000 {
+        w.add_scalar("loss", step as f64 * 0.5, step).unwrap();
+    }
+    w.flush().unwrap();
+    let got = scalars(w.event_file());
+    assert_eq!(got.len(), 10_000);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, (tag, step, v))| tag == "loss" && *step == i as i64 && *v == i as f32 * 0.5)
+    );
+    w.add_scalar("loss", f64::NAN, 10_000).unwrap();
+    w.add_scalar("loss", f64::NEG_INFINITY, 10_001).unwrap();
+    w.close().unwrap();
+    let got = scalars(&event_files(dir.path())[0]);
+    assert!(
+        got[10_000].2.is_nan() && got[10_001].2 == f32::NEG_INFINITY,
+        "non-finite values are kept"
+    );
+}
+
+#[test]
+fn drop_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let w = SummaryWriter::new(dir.path()).unwrap();
+        w.add_scalar("x", 1.0, 1).unwrap();
+    }
+    assert_eq!(
+        scalars(&event_files(dir.path())[0]),
+        [("x".to_owned(), 1, 1.0)]
+    );
+}
+
+#[test]
+fn two_writers_in_one_folder_get_their_own_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SummaryWriter::new(dir.path()).unwrap();
+    let b = SummaryWriter::new(dir.path()).unwrap();
+    a.add_scalar("a", 1.0, 0).unwrap();
+    b.add_scalar("b", 2.0, 0).unwrap();
+    assert_ne!(a.event_file(), b.event_file());
+    a.close().unwrap();
+    b.close().unwrap();
+    let files = event_files(dir.path());
+    assert_eq!(files.len(), 2);
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    let parts: Vec<&str> = name.split('.').collect();
+    assert_eq!(parts[..3], ["events", "out", "tfevents"]);
+    assert_eq!(parts[parts.len() - 2], std::process::id().to_string());
+}
+
+#[test]
+fn corruption_is_detected_with_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = SummaryWriter::new(dir.path()).unwrap();
+    w.add_scalar("x", 1.0, 0).unwrap();
+    w.add_scalar("x", 2.0, 1).unwrap();
+    let path = w.event_file().to_path_buf();
+    w.close().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 6] ^= 0x40; // inside the last record's data
+    std::fs::write(&path, &bytes).unwrap();
+    let results: Vec<_> = EventReader::open(&path).unwrap().collect();
+    assert!(results[..2].iter().all(Result::is_ok));
+    let err = results[2].as_ref().unwrap_err().to_string();
+    assert!(
+        err.contains("data checksum mismatch") && err.contains("bad record at byte"),
+        "{err}"
+    );
+    std::fs::write(&path, &bytes[..n - 3]).unwrap();
+    let err = EventReader::open(&path)
+        .unwrap()
+        .last()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cut short"), "{err}");
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = SummaryWriter::new(dir.path()).unwrap();
+    let empty: [f64; 0] = [];
+    assert!(matches!(
+        w.add_histogram("h", &empty, 0),
+        Err(LogError::Histogram { .. })
+    ));
+    let err = w
+        .add_histogram("h", &[1.0, f64::NAN], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 of 2 values are NaN or infinite"), "{err}");
+    let err = w
+        .add_histogram_raw("r", 0.0, 1.0, 1.0, 1.0, 1.0, &[1.0], &[], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 bucket limits and 0 counts"), "{err}");
+    let image = xp_log::Image {
+        height: 2,
+        width: 2,
+        channels: 3,
+        data: vec![0; 11],
+    };
+    let err = w.add_image("img", &image, 0).unwrap_err().to_string();
+    assert!(
+        err.contains("image `img`") && err.contains("expected 12"),
+        "{err}"
+    );
+    // The writer still works after refused input.
+    w.add_scalar("ok", 1.0, 0).unwrap();
+    w.close().unwrap();
+    // A log folder that cannot exist: its parent is a file.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SummaryWriter::new(file.join("logs"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("cannot create the log folder") && err.contains("plain-file/logs"),
+        "{err}"
+    );
+}
+
+#[test]
+fn experiment_logger_lays_out_a_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = ExperimentLogger::create(dir.path(), "exp/1", "seed = 1\n").unwrap();
+    let b = ExperimentLogger::create(dir.path(), "exp/1", "seed = 1\n").unwrap();
+    let name = a
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("exp_1_") && name.len() == "exp_1_YYYYmmdd_HHMMSS".len(),
+        "{name}"
+    );
+    assert_ne!(
+        a.run_dir(),
+        b.run_dir(),
+        "a second run in the same second gets a suffix"
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.run_dir().join("config.toml")).unwrap(),
+        "seed = 1\n"
+    );
+    let mut a = a;
+    a.log_scalar("loss", 0.5).unwrap();
+    a.increment_step();
+    a.log_scalars(&[("loss", 0.25), ("lr", 1e-3)]).unwrap();
+    let run_dir = a.run_dir().to_path_buf();
+    a.close().unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[1].starts_with(r#"{"step":1,"tag":"loss","value":0.25,"wall_time":"#),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(
+        scalars(&event_files(&run_dir)[0]),
+        [
+            ("loss".to_owned(), 0, 0.5),
+            ("loss".to_owned(), 1, 0.25),
+            ("lr".to_owned(), 1, 1e-3)
+        ]
+    );
+}
