@@ -306,6 +306,29 @@ fn log() -> anyhow::Result<()> {
     use xp_log::{EventReader, SummaryWriter};
     let python = crate::oracle::python()?;
     let work = tempfile::tempdir()?;
+
+    // End to end: N calls, close (everything written), then check the file holds all N. Best of 3.
+    let n: i64 = 5_000_000;
+    let mut t = f64::INFINITY;
+    for round in 0..3 {
+        let dir = work.path().join(format!("xp-{round}"));
+        let (dt, path) = seconds(|| -> anyhow::Result<std::path::PathBuf> {
+            let w = SummaryWriter::new(&dir)?;
+            for i in 0..n {
+                w.add_scalar("loss", i as f64 * 0.001, i)?;
+            }
+            let path = w.event_file().to_path_buf();
+            w.close()?;
+            Ok(path)
+        });
+        let events = EventReader::open(path?)?.count() as i64;
+        if events != n + 1 {
+            bail!("the event file holds {events} records, expected {}", n + 1);
+        }
+        std::fs::remove_dir_all(&dir)?;
+        t = t.min(dt);
+    }
+
     let n_py = 100_000;
     let py = python_json(
         Command::new(&python)
@@ -317,24 +340,6 @@ fn log() -> anyhow::Result<()> {
     let tb = py["EventFileWriter"]
         .as_f64()
         .context("EventFileWriter rate")?;
-
-    // End to end: N calls, close (everything written), then check the file holds all N.
-    let n: i64 = 5_000_000;
-    let dir = work.path().join("xp");
-    let (t, path) = seconds(|| -> anyhow::Result<std::path::PathBuf> {
-        let w = SummaryWriter::new(&dir)?;
-        for i in 0..n {
-            w.add_scalar("loss", i as f64 * 0.001, i)?;
-        }
-        let path = w.event_file().to_path_buf();
-        w.close()?;
-        Ok(path)
-    });
-    let path = path?;
-    let events = EventReader::open(&path)?.count() as i64;
-    if events != n + 1 {
-        bail!("the event file holds {events} records, expected {}", n + 1);
-    }
     let rate = n as f64 / t;
     println!("bench log: scalars per second, end to end (write, close, file complete)");
     println!(

@@ -10,6 +10,8 @@ use prost::Message;
 use crate::LogError;
 use crate::proto::{self, summary, summary_metadata::PluginData};
 
+/// A scalar value as a message; the writer encodes scalars by hand, and tests compare with this.
+#[cfg(test)]
 pub(crate) fn scalar(tag: String, value: f32) -> summary::Value {
     summary::Value {
         tag,

@@ -6,8 +6,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,25 +18,30 @@ use crate::proto::{Event, Summary, event::What, summary};
 use crate::record::frame;
 use crate::summary::{
     HParam, Image, default_bucket_edges, histogram, histogram_value, hparams_values, image_value,
-    scalar, text_value,
+    text_value,
 };
 
-/// Messages queued before the caller blocks (back-pressure, so a stalled disk cannot eat memory).
-const QUEUE: usize = 1 << 16;
+/// Messages queued before callers wait (back-pressure, so a stalled disk cannot eat memory).
+const QUEUE: usize = 1 << 20;
+/// The writer thread is woken when this many messages wait (or on flush, or by its timer).
+const BATCH: usize = 4096;
 /// Unflushed events reach the file at least this often.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
 enum Msg {
     Scalar {
         run: usize,
-        tag: String,
+        /// Index into the tags sent with [`Msg::Tag`].
+        tag: u32,
         value: f32,
         step: i64,
         wall: f64,
     },
+    /// A tag seen for the first time; scalars then refer to it by index.
+    Tag(String),
     Value {
         run: usize,
-        value: summary::Value,
+        value: Box<summary::Value>,
         step: i64,
         wall: f64,
     },
@@ -96,9 +101,77 @@ fn create_event_file(dir: &Path) -> Result<(File, PathBuf), LogError> {
     }
 }
 
+/// The hand-off between callers and the writer thread: callers push into `pending`; the thread
+/// swaps the whole vector out at once, so the cost of waking it is paid per batch, not per event.
 struct Shared {
     failed: AtomicBool,
     error: Mutex<Option<String>>,
+    pending: Mutex<Pending>,
+    /// The writer thread waits here for work.
+    work: Condvar,
+    /// Callers wait here when the queue is full.
+    space: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    msgs: Vec<Msg>,
+    closed: bool,
+    /// Scalar tags seen so far -> their index, so a scalar carries no allocation.
+    tags: HashMap<String, u32>,
+}
+
+impl Shared {
+    fn push(&self, msg: Msg, urgent: bool) {
+        self.push_with(|_| msg, urgent);
+    }
+
+    fn push_scalar(&self, run: usize, tag: &str, value: f32, step: i64, wall: f64) {
+        self.push_with(
+            |p| {
+                let tag = match p.tags.get(tag) {
+                    Some(id) => *id,
+                    None => {
+                        let id = p.tags.len() as u32;
+                        p.tags.insert(tag.to_owned(), id);
+                        p.msgs.push(Msg::Tag(tag.to_owned()));
+                        id
+                    }
+                };
+                Msg::Scalar {
+                    run,
+                    tag,
+                    value,
+                    step,
+                    wall,
+                }
+            },
+            false,
+        );
+    }
+
+    /// Queues the message `make` builds (under the queue's lock), waiting while the queue is full.
+    fn push_with(&self, make: impl FnOnce(&mut Pending) -> Msg, urgent: bool) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while p.msgs.len() >= QUEUE {
+            p = self.space.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+        let msg = make(&mut p);
+        p.msgs.push(msg);
+        let wake = urgent || p.msgs.len() == BATCH;
+        drop(p);
+        if wake {
+            self.work.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        self.work.notify_one();
+    }
 }
 
 impl Shared {
@@ -117,7 +190,6 @@ impl Shared {
 /// call, `flush` or `close`.
 pub struct SummaryWriter {
     logdir: PathBuf,
-    tx: Option<SyncSender<Msg>>,
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     /// Sub-runs (`add_scalars`, `add_hparams`): folder -> run index; 0 is the main run.
@@ -130,15 +202,17 @@ impl SummaryWriter {
     pub fn new(logdir: impl AsRef<Path>) -> Result<Self, LogError> {
         let logdir = logdir.as_ref().to_path_buf();
         let (file, path) = create_event_file(&logdir)?;
-        let (tx, rx) = sync_channel(QUEUE);
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
+            pending: Mutex::new(Pending::default()),
+            work: Condvar::new(),
+            space: Condvar::new(),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("xp-log writer".to_owned())
-            .spawn(move || background(rx, thread_shared))
+            .spawn(move || background(thread_shared))
             .map_err(|source| LogError::Io {
                 action: "start the writer thread for",
                 path: logdir.clone(),
@@ -146,7 +220,6 @@ impl SummaryWriter {
             })?;
         let writer = SummaryWriter {
             logdir,
-            tx: Some(tx),
             thread: Some(thread),
             shared,
             runs: Mutex::new(HashMap::new()),
@@ -167,9 +240,9 @@ impl SummaryWriter {
 
     fn send(&self, msg: Msg) -> Result<(), LogError> {
         self.shared.check()?;
-        let tx = self.tx.as_ref().expect("present until closed");
-        tx.send(msg)
-            .map_err(|_| LogError::Stopped("the writer thread is gone".to_owned()))
+        let urgent = matches!(msg, Msg::Flush(_) | Msg::Run { .. });
+        self.shared.push(msg, urgent);
+        Ok(())
     }
 
     /// Index of the sub-run in `subdir` (created on first use).
@@ -199,13 +272,10 @@ impl SummaryWriter {
         step: i64,
         wall_time: f64,
     ) -> Result<(), LogError> {
-        self.send(Msg::Scalar {
-            run: 0,
-            tag: tag.to_owned(),
-            value: value as f32,
-            step,
-            wall: wall_time,
-        })
+        self.shared.check()?;
+        self.shared
+            .push_scalar(0, tag, value as f32, step, wall_time);
+        Ok(())
     }
 
     /// Several scalars on one chart, laid out as torch does: one sub-run per tag, in
@@ -219,13 +289,9 @@ impl SummaryWriter {
         let wall = now();
         for (tag, value) in scalars {
             let run = self.run(&format!("{}_{tag}", main_tag.replace('/', "_")))?;
-            self.send(Msg::Scalar {
-                run,
-                tag: main_tag.to_owned(),
-                value: *value as f32,
-                step,
-                wall,
-            })?;
+            self.shared.check()?;
+            self.shared
+                .push_scalar(run, main_tag, *value as f32, step, wall);
         }
         Ok(())
     }
@@ -303,13 +369,8 @@ impl SummaryWriter {
             self.value(run, value, 0)?;
         }
         for (name, v) in metrics {
-            self.send(Msg::Scalar {
-                run,
-                tag: (*name).to_owned(),
-                value: *v as f32,
-                step: 0,
-                wall: now(),
-            })?;
+            self.shared.check()?;
+            self.shared.push_scalar(run, name, *v as f32, 0, now());
         }
         Ok(())
     }
@@ -317,7 +378,7 @@ impl SummaryWriter {
     fn value(&self, run: usize, value: summary::Value, step: i64) -> Result<(), LogError> {
         self.send(Msg::Value {
             run,
-            value,
+            value: Box::new(value),
             step,
             wall: now(),
         })
@@ -340,8 +401,8 @@ impl SummaryWriter {
     }
 
     fn shutdown(&mut self) -> Result<(), LogError> {
-        drop(self.tx.take());
         if let Some(thread) = self.thread.take() {
+            self.shared.close();
             let _ = thread.join();
         }
         self.shared.check()
@@ -350,7 +411,7 @@ impl SummaryWriter {
 
 impl Drop for SummaryWriter {
     fn drop(&mut self) {
-        if self.tx.is_some()
+        if self.thread.is_some()
             && let Err(e) = self.shutdown()
         {
             eprintln!(
@@ -361,10 +422,12 @@ impl Drop for SummaryWriter {
     }
 }
 
-/// The writer thread: encodes, frames and writes events; flushes on request, when idle for
-/// [`FLUSH_EVERY`], and at the end.
-fn background(rx: Receiver<Msg>, shared: Arc<Shared>) {
+/// The writer thread: takes the pending messages in batches, encodes, frames and writes them;
+/// flushes on request, when idle for [`FLUSH_EVERY`], and at the end.
+fn background(shared: Arc<Shared>) {
     let mut files: Vec<Option<(BufWriter<File>, PathBuf)>> = Vec::new();
+    let mut tags: Vec<String> = Vec::new();
+    let mut batch: Vec<Msg> = Vec::with_capacity(BATCH);
     let mut encoded = Vec::with_capacity(256);
     let mut framed = Vec::with_capacity(256);
     let mut last_flush = Instant::now();
@@ -384,71 +447,98 @@ fn background(rx: Receiver<Msg>, shared: Arc<Shared>) {
         Ok(())
     };
     loop {
-        let msg = match rx.recv_timeout(FLUSH_EVERY) {
-            Ok(msg) => msg,
-            Err(RecvTimeoutError::Timeout) => {
-                if dirty && !shared.failed.load(Ordering::Relaxed) {
-                    if let Err(e) = flush_all(&mut files) {
-                        fail(e);
-                    }
-                    dirty = false;
-                    last_flush = Instant::now();
-                }
-                continue;
+        let closed = {
+            let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.msgs.is_empty() && !p.closed {
+                p = shared
+                    .work
+                    .wait_timeout(p, FLUSH_EVERY)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            std::mem::swap(&mut p.msgs, &mut batch);
+            p.closed
         };
-        let (run, event) = match msg {
-            Msg::Run { run, file, path } => {
-                if files.len() <= run {
-                    files.resize_with(run + 1, || None);
-                }
-                files[run] = Some((BufWriter::with_capacity(1 << 20, file), path));
-                continue;
+        shared.space.notify_all();
+        if batch.is_empty() {
+            if closed {
+                break;
             }
-            Msg::Flush(ack) => {
-                let result = match shared.check() {
-                    Err(e) => Err(e.to_string()),
-                    Ok(()) => flush_all(&mut files),
-                };
-                if let Err(e) = &result {
-                    fail(e.clone());
+            // Idle: what was written reaches the file.
+            if dirty && !shared.failed.load(Ordering::Relaxed) {
+                if let Err(e) = flush_all(&mut files) {
+                    fail(e);
                 }
                 dirty = false;
                 last_flush = Instant::now();
-                let _ = ack.send(result);
-                continue;
             }
-            Msg::Scalar {
-                run,
-                tag,
-                value,
-                step,
-                wall,
-            } => (run, event(wall, step, scalar(tag, value))),
-            Msg::Value {
-                run,
-                value,
-                step,
-                wall,
-            } => (run, event(wall, step, value)),
-        };
-        if shared.failed.load(Ordering::Relaxed) {
-            continue; // already reported; keep draining so callers never block
-        }
-        let Some(Some((writer, path))) = files.get_mut(run) else {
-            continue;
-        };
-        encoded.clear();
-        event.encode(&mut encoded).expect("a Vec grows as needed");
-        framed.clear();
-        frame(&mut framed, &encoded);
-        if let Err(e) = writer.write_all(&framed) {
-            fail(format!("cannot write {}: {e}", path.display()));
             continue;
         }
-        dirty = true;
-        if last_flush.elapsed() >= FLUSH_EVERY {
+        for msg in batch.drain(..) {
+            let failed = shared.failed.load(Ordering::Relaxed);
+            match msg {
+                Msg::Run { run, file, path } => {
+                    if files.len() <= run {
+                        files.resize_with(run + 1, || None);
+                    }
+                    files[run] = Some((BufWriter::with_capacity(1 << 20, file), path));
+                }
+                Msg::Flush(ack) => {
+                    let result = match shared.check() {
+                        Err(e) => Err(e.to_string()),
+                        Ok(()) => flush_all(&mut files),
+                    };
+                    if let Err(e) = &result {
+                        fail(e.clone());
+                    }
+                    dirty = false;
+                    last_flush = Instant::now();
+                    let _ = ack.send(result);
+                }
+                Msg::Tag(name) => tags.push(name),
+                _ if failed => {} // already reported; keep draining so callers never block
+                Msg::Scalar {
+                    run,
+                    tag,
+                    value,
+                    step,
+                    wall,
+                } => {
+                    let Some(Some((writer, path))) = files.get_mut(run) else {
+                        continue;
+                    };
+                    encoded.clear();
+                    encode_scalar_event(&mut encoded, wall, step, &tags[tag as usize], value);
+                    framed.clear();
+                    frame(&mut framed, &encoded);
+                    if let Err(e) = writer.write_all(&framed) {
+                        fail(format!("cannot write {}: {e}", path.display()));
+                    }
+                    dirty = true;
+                }
+                Msg::Value {
+                    run,
+                    value,
+                    step,
+                    wall,
+                } => {
+                    let Some(Some((writer, path))) = files.get_mut(run) else {
+                        continue;
+                    };
+                    encoded.clear();
+                    event(wall, step, *value)
+                        .encode(&mut encoded)
+                        .expect("a Vec grows as needed");
+                    framed.clear();
+                    frame(&mut framed, &encoded);
+                    if let Err(e) = writer.write_all(&framed) {
+                        fail(format!("cannot write {}: {e}", path.display()));
+                    }
+                    dirty = true;
+                }
+            }
+        }
+        if dirty && last_flush.elapsed() >= FLUSH_EVERY {
             if let Err(e) = flush_all(&mut files) {
                 fail(e);
             }
@@ -461,10 +551,83 @@ fn background(rx: Receiver<Msg>, shared: Arc<Shared>) {
     }
 }
 
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// An `Event { wall_time, step, summary { value { tag, simple_value } } }` in protobuf wire
+/// format, without building the message: the hot path of `add_scalar`. (Tested against prost.)
+pub(crate) fn encode_scalar_event(out: &mut Vec<u8>, wall: f64, step: i64, tag: &str, value: f32) {
+    let value_len = 1 + varint_len(tag.len() as u64) + tag.len() + 5;
+    let summary_len = 1 + varint_len(value_len as u64) + value_len;
+    out.push(0x09); // wall_time: field 1, 64-bit
+    out.extend_from_slice(&wall.to_le_bytes());
+    out.push(0x10); // step: field 2, varint
+    varint(out, step as u64);
+    out.push(0x2a); // summary: field 5, length-delimited
+    varint(out, summary_len as u64);
+    out.push(0x0a); // Summary.value: field 1
+    varint(out, value_len as u64);
+    out.push(0x0a); // Value.tag: field 1
+    varint(out, tag.len() as u64);
+    out.extend_from_slice(tag.as_bytes());
+    out.push(0x15); // Value.simple_value: field 2, 32-bit
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
 fn event(wall_time: f64, step: i64, value: summary::Value) -> Event {
     Event {
         wall_time,
         step,
         what: Some(What::Summary(Summary { value: vec![value] })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::scalar;
+
+    #[test]
+    fn hand_encoded_scalars_decode_as_prost_events() {
+        for (wall, step, tag, value) in [
+            (1.5e9, 0i64, "loss", 0.25f32),
+            (0.0, -1, "", f32::NAN),
+            (123.456, i64::MAX, "a/b/c", f32::INFINITY),
+            (1.0, 300, &"t".repeat(200)[..], -0.0),
+        ] {
+            let mut bytes = Vec::new();
+            encode_scalar_event(&mut bytes, wall, step, tag, value);
+            let decoded = Event::decode(bytes.as_slice()).unwrap();
+            let expected = event(wall, step, scalar(tag.to_owned(), value));
+            assert_eq!(decoded.wall_time.to_bits(), expected.wall_time.to_bits());
+            assert_eq!(decoded.step, expected.step);
+            let (Some(What::Summary(d)), Some(What::Summary(e))) = (&decoded.what, &expected.what)
+            else {
+                panic!()
+            };
+            assert_eq!(d.value[0].tag, e.value[0].tag);
+            let (
+                Some(summary::value::Value::SimpleValue(a)),
+                Some(summary::value::Value::SimpleValue(b)),
+            ) = (&d.value[0].value, &e.value[0].value)
+            else {
+                panic!()
+            };
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+        }
     }
 }
