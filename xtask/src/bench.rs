@@ -63,15 +63,19 @@ fn results() -> anyhow::Result<()> {
     // log_result rate: both sides append the same number of records to a fresh file (a larger
     // file would meet dirty-page writeback throttling, which is the disk's speed, not ours).
     let n = 20_000;
-    let py = python_json(
-        Command::new(&python)
-            .arg(&script)
-            .args(["log"])
-            .arg(work.path().join("py-log"))
-            .arg(n.to_string())
-            .arg(config.to_string()),
-    )?;
-    let py_rate = py["per_second"].as_f64().context("python log rate")?;
+    // Python's speed varies between runs here: its best of three, each into a fresh folder.
+    let mut py_rate: f64 = 0.0;
+    for round in 0..3 {
+        let py = python_json(
+            Command::new(&python)
+                .arg(&script)
+                .args(["log"])
+                .arg(work.path().join(format!("py-log-{round}")))
+                .arg(n.to_string())
+                .arg(config.to_string()),
+        )?;
+        py_rate = py_rate.max(py["per_second"].as_f64().context("python log rate")?);
+    }
     let mut rs_rate: f64 = 0.0;
     for round in 0..5 {
         let log = ResultsTracker::open(work.path().join(format!("rs-log-{round}")));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::CkptError;
+use crate::error::io;
 
 /// Name of the metadata file in a checkpoint directory.
 pub const META_FILE: &str = "meta.json";
@@ -309,14 +310,6 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Writes the checkpoint's files into `dir` (which must exist and be empty), each flushed to disk.
 pub(crate) fn write_files(ckpt: &Checkpoint, seq: u64, dir: &Path) -> Result<(), CkptError> {
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CkptError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     // Write every payload, then flush them all: the disk works on one file while the next is
     // written, as with one big file and one fsync.
     let mut payloads = BTreeMap::new();

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong with checkpoints. Each names the file or the fix.
 #[derive(Debug, thiserror::Error)]
@@ -28,4 +28,14 @@ pub enum CkptError {
     },
     #[error("max_checkpoints must be at least 1")]
     NoRoom,
+}
+
+/// `map_err(io("write", path))`: an I/O error with what was being done and to which file.
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CkptError {
+    let path = path.to_path_buf();
+    move |source| CkptError::Io {
+        action,
+        path,
+        source,
+    }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Float, Meta, check_name, sync_dir, write_files};
+use crate::error::io;
 use crate::{Checkpoint, CkptError};
 
 /// Name of the manifest in a checkpoint folder.
@@ -98,14 +99,6 @@ impl CheckpointManager {
             return Err(CkptError::NoRoom);
         }
         let dir = dir.as_ref().to_path_buf();
-        let io = |action, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| CkptError::Io {
-                action,
-                path,
-                source,
-            }
-        };
         std::fs::create_dir_all(&dir).map_err(io("create the checkpoint folder", &dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
@@ -131,14 +124,6 @@ impl CheckpointManager {
     /// Reads the folder, reconciles it with the manifest, applies retention and rewrites the
     /// manifest.
     fn recover(&mut self) -> Result<(), CkptError> {
-        let io = |action, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| CkptError::Io {
-                action,
-                path,
-                source,
-            }
-        };
         let manifest_path = self.dir.join(MANIFEST_FILE);
         let manifest: Option<Manifest> = match std::fs::read(&manifest_path) {
             Ok(text) => match serde_json::from_slice(&text) {

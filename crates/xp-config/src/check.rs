@@ -129,17 +129,10 @@ impl Checker<'_> {
     /// table: bad values dropped (so defaults apply), missing required values filled with a
     /// placeholder (already reported, so nothing downstream reports it again).
     fn table(&mut self, table: &dyn TableLike, node: &Value, prefix: &str) -> Map<String, Value> {
-        let join = |k: &str| {
-            if prefix.is_empty() {
-                k.to_owned()
-            } else {
-                format!("{prefix}.{k}")
-            }
-        };
         let props = properties(node).cloned().unwrap_or_default();
         let mut out = Map::new();
         for (key, item) in table.iter() {
-            let path = join(key);
+            let path = schema::join(prefix, key);
             match props.get(key) {
                 None => {
                     let hint = schema::suggest(&self.schema, prefix, key);
@@ -154,7 +147,7 @@ impl Checker<'_> {
         }
         for (key, child) in &props {
             if is_required(node, key) && !out.contains_key(key) && !table.contains_key(key) {
-                let path = join(key);
+                let path = schema::join(prefix, key);
                 let example = child
                     .get("examples")
                     .and_then(|e| e.get(0))
@@ -258,11 +251,7 @@ impl Checker<'_> {
             return;
         };
         for (key, child) in props {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let path = schema::join(prefix, key);
             let Some(v) = map.get_mut(key) else { continue };
             if child.get("format").and_then(Value::as_str) == Some("path") {
                 if let Value::String(s) = v

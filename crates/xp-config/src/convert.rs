@@ -97,11 +97,7 @@ pub(crate) fn flatten(
     out: &mut Vec<(String, toml_edit::Value)>,
 ) {
     for (key, item) in table.iter() {
-        let path = if prefix.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        let path = crate::schema::join(prefix, key);
         match item.as_table_like() {
             Some(sub) => flatten(sub, &path, out),
             None => {

@@ -31,6 +31,15 @@ pub fn json_schema() -> Value {
     schema
 }
 
+/// `prefix.key`, or `key` at the top.
+pub(crate) fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
 /// The schema node of the key at `path` (dotted), if the schema has such a key.
 pub(crate) fn node<'a>(schema: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.')
@@ -123,15 +132,8 @@ pub(crate) fn suggest(schema: &Value, prefix: &str, key: &str) -> String {
         .map(|k| (strsim::jaro_winkler(key, k), k))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    let full = |k: &str| {
-        if prefix.is_empty() {
-            k.to_owned()
-        } else {
-            format!("{prefix}.{k}")
-        }
-    };
     match best {
-        Some((_, k)) => format!("; did you mean `{}`?", full(k)),
+        Some((_, k)) => format!("; did you mean `{}`?", join(prefix, k)),
         None => format!("; expected one of {}", keys.join(", ")),
     }
 }
@@ -149,11 +151,7 @@ pub(crate) fn leaves(schema: &Value) -> Vec<(String, &Value, bool)> {
             return;
         };
         for (key, child) in props {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let path = join(prefix, key);
             if properties(child).is_some() {
                 walk(child, &path, out);
             } else {

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong while logging.
 #[derive(Debug, thiserror::Error)]
@@ -22,4 +22,14 @@ pub enum LogError {
     Image { tag: String, problem: String },
     #[error("the log writer stopped after an earlier error: {0}")]
     Stopped(String),
+}
+
+/// `map_err(io("create", path))`: an I/O error with what was being done and to which file.
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
+    let path = path.to_path_buf();
+    move |source| LogError::Io {
+        action,
+        path,
+        source,
+    }
 }

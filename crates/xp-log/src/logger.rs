@@ -6,6 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::error::io;
 use crate::{HParam, Image, LogError, SummaryWriter};
 
 /// File name of the metrics mirror in a run directory.
@@ -30,14 +31,6 @@ impl ExperimentLogger {
         config_toml: &str,
     ) -> Result<Self, LogError> {
         let output_dir = output_dir.as_ref();
-        let io = |action, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| LogError::Io {
-                action,
-                path,
-                source,
-            }
-        };
         std::fs::create_dir_all(output_dir).map_err(io("create the output folder", output_dir))?;
         let stamp = chrono::Local::now().format("%Y%m%d_%H%M%S");
         let base = format!("{}_{stamp}", name.replace(['/', '\\'], "_"));

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prost::Message;
 
 use crate::LogError;
+use crate::error::io;
 use crate::proto::{Event, Summary, event::What, summary};
 use crate::record::frame;
 use crate::summary::{
@@ -69,14 +70,6 @@ fn host() -> String {
 /// Creates `dir` and a new event file in it, with its `file_version` record written.
 fn create_event_file(dir: &Path) -> Result<(File, PathBuf), LogError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LogError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     std::fs::create_dir_all(dir).map_err(io("create the log folder", dir))?;
     let secs = now() as u64;
     let (host, pid) = (host(), std::process::id());
@@ -425,7 +418,7 @@ impl Drop for SummaryWriter {
 /// The writer thread: takes the pending messages in batches, encodes, frames and writes them;
 /// flushes on request, when idle for [`FLUSH_EVERY`], and at the end.
 fn background(shared: Arc<Shared>) {
-    let mut files: Vec<Option<(BufWriter<File>, PathBuf)>> = Vec::new();
+    let mut files: Files = Vec::new();
     let mut tags: Vec<String> = Vec::new();
     let mut batch: Vec<Msg> = Vec::with_capacity(BATCH);
     let mut encoded = Vec::with_capacity(256);
@@ -439,7 +432,7 @@ fn background(shared: Arc<Shared>) {
         }
         shared.failed.store(true, Ordering::Relaxed);
     };
-    let flush_all = |files: &mut Vec<Option<(BufWriter<File>, PathBuf)>>| -> Result<(), String> {
+    let flush_all = |files: &mut Files| -> Result<(), String> {
         for (w, path) in files.iter_mut().flatten() {
             w.flush()
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -504,17 +497,9 @@ fn background(shared: Arc<Shared>) {
                     step,
                     wall,
                 } => {
-                    let Some(Some((writer, path))) = files.get_mut(run) else {
-                        continue;
-                    };
                     encoded.clear();
                     encode_scalar_event(&mut encoded, wall, step, &tags[tag as usize], value);
-                    framed.clear();
-                    frame(&mut framed, &encoded);
-                    if let Err(e) = writer.write_all(&framed) {
-                        fail(format!("cannot write {}: {e}", path.display()));
-                    }
-                    dirty = true;
+                    dirty |= write_event(&mut files, &mut framed, run, &encoded, &fail);
                 }
                 Msg::Value {
                     run,
@@ -522,19 +507,11 @@ fn background(shared: Arc<Shared>) {
                     step,
                     wall,
                 } => {
-                    let Some(Some((writer, path))) = files.get_mut(run) else {
-                        continue;
-                    };
                     encoded.clear();
                     event(wall, step, *value)
                         .encode(&mut encoded)
                         .expect("a Vec grows as needed");
-                    framed.clear();
-                    frame(&mut framed, &encoded);
-                    if let Err(e) = writer.write_all(&framed) {
-                        fail(format!("cannot write {}: {e}", path.display()));
-                    }
-                    dirty = true;
+                    dirty |= write_event(&mut files, &mut framed, run, &encoded, &fail);
                 }
             }
         }
@@ -549,6 +526,27 @@ fn background(shared: Arc<Shared>) {
     if let Err(e) = flush_all(&mut files) {
         fail(e);
     }
+}
+
+type Files = Vec<Option<(BufWriter<File>, PathBuf)>>;
+
+/// Frames one encoded event into run `run`'s file; `true` when something was written.
+fn write_event(
+    files: &mut Files,
+    framed: &mut Vec<u8>,
+    run: usize,
+    encoded: &[u8],
+    fail: &impl Fn(String),
+) -> bool {
+    let Some(Some((writer, path))) = files.get_mut(run) else {
+        return false;
+    };
+    framed.clear();
+    frame(framed, encoded);
+    if let Err(e) = writer.write_all(framed) {
+        fail(format!("cannot write {}: {e}", path.display()));
+    }
+    true
 }
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
