@@ -68,7 +68,68 @@ fn script(python: &Path, name: &str) -> Command {
 pub fn run_all() -> anyhow::Result<()> {
     let python = python()?;
     results(&python)?;
-    tensorboard(&python)
+    tensorboard(&python)?;
+    chem(&python)
+}
+
+/// SMILES of a bundled fixture (header skipped).
+fn fixture(name: &str) -> anyhow::Result<Vec<String>> {
+    let path = crate::root().join("fixtures/data").join(name);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.lines().skip(1).map(str::to_owned).collect())
+}
+
+/// The chemistry oracle's sample: valid MOSES SMILES, deliberately broken variants of them, and
+/// duplicates (so unique@k is below 1).
+fn chem_sample() -> anyhow::Result<Vec<String>> {
+    let valid: Vec<String> = fixture("test.csv")?.into_iter().take(300).collect();
+    let mut sample = valid.clone();
+    for (i, s) in valid.iter().take(100).enumerate() {
+        let broken = match i % 6 {
+            0 => s[..s.len() - 1].to_owned(), // cut short
+            1 => format!("{}({}", &s[..s.len() / 2], &s[s.len() / 2..]), // unbalanced branch
+            2 => s.replacen('c', "C", 1),     // aromaticity lost
+            3 => s.replacen('1', "9", 1),     // ring never closed
+            4 => format!("C(C)(C)(C)(C){s}"), // pentavalent carbon
+            _ => s.replacen('(', "", 1),      // branch opened nowhere
+        };
+        sample.push(broken);
+    }
+    sample.extend(valid.iter().take(50).cloned());
+    Ok(sample)
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// xp-chem against RDKit: validity and canonical SMILES on every molecule of the sample, and
+/// MOSES's metrics within 1e-3.
+fn chem(python: &Path) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let w = work.path();
+    let sample = chem_sample()?;
+    let train = fixture("train.csv")?;
+    let reference: Vec<String> = fixture("val.csv")?.into_iter().take(1000).collect();
+    let canonical: Vec<Option<String>> = sample
+        .iter()
+        .map(|s| xp_chem::canonical_smiles(s).ok())
+        .collect();
+    let metrics = xp_chem::generation_metrics(
+        &as_strs(&sample),
+        Some(&xp_chem::canonical_set(&as_strs(&train))),
+        Some(&xp_chem::fingerprints(&as_strs(&reference))),
+    );
+    let lines = |v: &[String]| v.iter().map(|s| format!("{s}\n")).collect::<String>();
+    std::fs::write(w.join("sample.txt"), lines(&sample))?;
+    std::fs::write(w.join("train.txt"), lines(&train))?;
+    std::fs::write(w.join("reference.txt"), lines(&reference))?;
+    std::fs::write(
+        w.join("ours.json"),
+        serde_json::to_vec(&json!({"canonical": canonical, "metrics": metrics}))?,
+    )?;
+    run(script(python, "check_chem.py").arg(w)).context("the chemistry oracle disagrees with RDKit")
 }
 
 /// xp-log against the official TensorBoard reader: the `all_kinds` example writes every kind of

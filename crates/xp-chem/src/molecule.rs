@@ -1,0 +1,123 @@
+//! Molecules behind our own small API, on cosmolkit (RDKit-identical validity, canonical SMILES
+//! and Morgan bits), so the engine can be swapped without touching callers.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use cosmolkit::{MorganFingerprintParams, MorganGeneratorParams};
+
+/// Longest SMILES accepted. The engine's cost grows about cubically with molecule size (a
+/// 2,000-atom chain takes seconds); drug-like molecules are far below this.
+pub const MAX_SMILES_LEN: usize = 500;
+
+/// Why a SMILES is not a valid molecule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChemError {
+    #[error("empty SMILES")]
+    Empty,
+    #[error(
+        "SMILES of {len} characters is longer than the {MAX_SMILES_LEN} accepted (the chemistry engine slows down steeply with size)"
+    )]
+    TooLong { len: usize },
+    #[error("invalid SMILES: {0}")]
+    Invalid(String),
+    #[error("the chemistry engine failed on this SMILES ({0}); counted as invalid")]
+    EnginePanic(String),
+}
+
+/// A parsed, sanitized molecule.
+pub struct Molecule {
+    inner: cosmolkit::Molecule,
+}
+
+/// A folded Morgan fingerprint as a dense bit set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    words: Vec<u64>,
+}
+
+/// Runs `f`, turning a panic inside the engine into an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, ChemError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(ChemError::Invalid),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_owned());
+            Err(ChemError::EnginePanic(what))
+        }
+    }
+}
+
+impl Molecule {
+    /// Parses and sanitizes `smiles` as RDKit's `MolFromSmiles` does.
+    pub fn parse(smiles: &str) -> Result<Self, ChemError> {
+        if smiles.is_empty() {
+            return Err(ChemError::Empty);
+        }
+        if smiles.len() > MAX_SMILES_LEN {
+            return Err(ChemError::TooLong { len: smiles.len() });
+        }
+        guarded(|| cosmolkit::Molecule::from_smiles(smiles).map_err(|e| e.to_string()))
+            .map(|inner| Molecule { inner })
+    }
+
+    /// The canonical SMILES (RDKit's `MolToSmiles` defaults: isomeric, canonical).
+    pub fn canonical_smiles(&self) -> Result<String, ChemError> {
+        guarded(|| {
+            let text = self.inner.to_smiles().map_err(|e| e.to_string())?;
+            String::from_utf8(text.as_ref().to_vec()).map_err(|e| e.to_string())
+        })
+    }
+
+    /// The Morgan fingerprint of `radius` folded to `bits` bits (MOSES: radius 2, 1024 bits).
+    pub fn morgan_fingerprint(&self, radius: u32, bits: u32) -> Result<Fingerprint, ChemError> {
+        guarded(|| {
+            let params = MorganFingerprintParams::from(MorganGeneratorParams {
+                radius,
+                fp_size: bits,
+                ..MorganGeneratorParams::default()
+            });
+            let fp = self
+                .inner
+                .fingerprint_morgan_with_params(&params, None)
+                .map_err(|e| e.to_string())?;
+            let mut words = vec![0u64; (bits as usize).div_ceil(64)];
+            for bit in fp.on_bits() {
+                words[bit as usize / 64] |= 1 << (bit % 64);
+            }
+            Ok(Fingerprint { words })
+        })
+    }
+}
+
+/// Whether `smiles` is a valid molecule.
+pub fn is_valid(smiles: &str) -> bool {
+    Molecule::parse(smiles).is_ok()
+}
+
+/// The canonical SMILES of `smiles`, or why it has none.
+pub fn canonical_smiles(smiles: &str) -> Result<String, ChemError> {
+    Molecule::parse(smiles)?.canonical_smiles()
+}
+
+impl Fingerprint {
+    /// Tanimoto similarity: |a ∧ b| / |a ∨ b| (1 for two empty fingerprints, as RDKit).
+    pub fn tanimoto(&self, other: &Fingerprint) -> f64 {
+        let (mut both, mut either) = (0u32, 0u32);
+        for (a, b) in self.words.iter().zip(&other.words) {
+            both += (a & b).count_ones();
+            either += (a | b).count_ones();
+        }
+        if either == 0 {
+            1.0
+        } else {
+            f64::from(both) / f64::from(either)
+        }
+    }
+
+    pub fn count_ones(&self) -> u32 {
+        self.words.iter().map(|w| w.count_ones()).sum()
+    }
+}

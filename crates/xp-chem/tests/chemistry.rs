@@ -1,0 +1,132 @@
+//! Validity, canonical SMILES, fingerprints and metrics on hand-picked molecules. (Agreement
+//! with RDKit on a larger sample is the oracle check in `cargo xtask test`.)
+
+use std::collections::HashSet;
+
+use proptest::prelude::*;
+use xp_chem::{
+    ChemError, MAX_SMILES_LEN, Molecule, canonical_smiles, generation_metrics, is_valid,
+};
+
+#[test]
+fn valid_and_invalid_smiles() {
+    for s in [
+        "CCO",
+        "c1ccccc1",
+        "C1CC1",
+        "[nH]1cccc1",
+        "CC(=O)O",
+        "[Na+].[Cl-]",
+    ] {
+        assert!(is_valid(s), "{s}");
+    }
+    for s in [
+        "C1CC",
+        "C(C)(C)(C)(C)C",
+        "c1cccc1",
+        "CC(",
+        "C)C",
+        "Xx",
+        "C==C",
+    ] {
+        assert!(!is_valid(s), "{s}");
+        assert!(
+            matches!(canonical_smiles(s), Err(ChemError::Invalid(_))),
+            "{s}"
+        );
+    }
+    assert_eq!(canonical_smiles(""), Err(ChemError::Empty));
+    let long = "C".repeat(MAX_SMILES_LEN + 1);
+    assert_eq!(
+        canonical_smiles(&long),
+        Err(ChemError::TooLong {
+            len: MAX_SMILES_LEN + 1
+        })
+    );
+}
+
+#[test]
+fn canonical_forms_agree_across_spellings() {
+    assert_eq!(
+        canonical_smiles("OCC").unwrap(),
+        canonical_smiles("CCO").unwrap()
+    );
+    assert_eq!(canonical_smiles("C1=CC=CC=C1").unwrap(), "c1ccccc1");
+    let c = canonical_smiles("O=C(O)c1ccccc1").unwrap();
+    assert_eq!(
+        canonical_smiles(&c).unwrap(),
+        c,
+        "canonical SMILES are a fixed point"
+    );
+}
+
+#[test]
+fn fingerprints_and_tanimoto() {
+    let fp = |s: &str| {
+        Molecule::parse(s)
+            .unwrap()
+            .morgan_fingerprint(2, 1024)
+            .unwrap()
+    };
+    let (ethanol, ethanol2, benzene) = (fp("CCO"), fp("OCC"), fp("c1ccccc1"));
+    assert_eq!(ethanol, ethanol2);
+    assert_eq!(ethanol.tanimoto(&ethanol), 1.0);
+    let t = ethanol.tanimoto(&benzene);
+    assert!((0.0..1.0).contains(&t));
+    assert_eq!(t, benzene.tanimoto(&ethanol));
+    assert!(ethanol.count_ones() > 0);
+}
+
+#[test]
+fn metrics_follow_moses_definitions() {
+    let generated = ["CCO", "OCC", "c1ccccc1", "C1CC"];
+    let train: HashSet<String> = ["CCO".to_owned()].into();
+    let fp = |s: &str| {
+        Molecule::parse(s)
+            .unwrap()
+            .morgan_fingerprint(2, 1024)
+            .unwrap()
+    };
+    let reference = vec![fp("c1ccccc1O")];
+    let m = generation_metrics(&generated, Some(&train), Some(&reference));
+    assert_eq!(m.count, 4);
+    assert_eq!(m.validity, 0.75);
+    assert_eq!(
+        m.unique_at_1k,
+        Some(2.0 / 3.0),
+        "CCO twice among three valid"
+    );
+    assert_eq!(
+        m.novelty,
+        Some(0.5),
+        "of {{CCO, c1ccccc1}} only benzene is new"
+    );
+    // Fingerprints [A, A, B]: nine ordered pairs, self-pairs included (as MOSES).
+    let t = fp("CCO").tanimoto(&fp("c1ccccc1"));
+    let mean = (5.0 + 4.0 * t) / 9.0;
+    assert!((m.int_div1.unwrap() - (1.0 - mean)).abs() < 1e-12);
+    let mean_sq = (5.0 + 4.0 * t * t) / 9.0;
+    assert!((m.int_div2.unwrap() - (1.0 - mean_sq.sqrt())).abs() < 1e-12);
+    let snn =
+        (2.0 * fp("CCO").tanimoto(&reference[0]) + fp("c1ccccc1").tanimoto(&reference[0])) / 3.0;
+    assert!((m.snn.unwrap() - snn).abs() < 1e-12);
+    let empty = generation_metrics(&["nope"], None, None);
+    assert_eq!(
+        (
+            empty.validity,
+            empty.unique_at_1k,
+            empty.int_div1,
+            empty.novelty
+        ),
+        (0.0, None, None, None)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Random and mutated strings: an answer, never a panic that escapes.
+    #[test]
+    fn parsing_never_panics(s in "[CNOcnos()=#123%\\[\\]@+\\-H.]{0,120}") {
+        let _ = canonical_smiles(&s);
+    }
+}
