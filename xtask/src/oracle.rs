@@ -83,7 +83,31 @@ fn fixture(name: &str) -> anyhow::Result<Vec<String>> {
 /// The chemistry oracle's sample: valid MOSES SMILES, deliberately broken variants of them, and
 /// duplicates (so unique@k is below 1).
 fn chem_sample() -> anyhow::Result<Vec<String>> {
-    let valid: Vec<String> = fixture("test.csv")?.into_iter().take(300).collect();
+    let mut valid: Vec<String> = fixture("test.csv")?.into_iter().take(150).collect();
+    // And molecules neither the tests nor the fixtures contain: from the full MOSES training
+    // split, at positions the fixture cut (every 79th) skipped.
+    let full = crate::root().join("../shared/data/moses/train.csv.gz");
+    match std::fs::File::open(&full) {
+        Ok(file) => {
+            let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+            let unseen = std::io::BufRead::lines(reader)
+                .skip(1)
+                .enumerate()
+                .filter(|(i, _)| i % 79 == 40)
+                .take(150)
+                .map(|(_, l)| l.map(|l| l.trim().to_owned()));
+            for smiles in unseen {
+                valid.push(smiles?);
+            }
+        }
+        Err(_) => {
+            println!(
+                "chem oracle: {} not found; sampling the fixtures only",
+                full.display()
+            );
+            valid = fixture("test.csv")?.into_iter().take(300).collect();
+        }
+    }
     let mut sample = valid.clone();
     for (i, s) in valid.iter().take(100).enumerate() {
         let broken = match i % 6 {
