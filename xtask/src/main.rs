@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's commands, in Rust so they run wherever cargo does.
 
 mod bench;
+mod chem;
 mod codegen;
 mod config;
 mod fixtures;
@@ -42,6 +43,9 @@ enum Command {
     },
     /// Only the Python-oracle checks (part of `test`).
     Oracle,
+    /// Chemistry: canonical SMILES, generation metrics.
+    #[command(subcommand)]
+    Chem(chem::ChemCommand),
     /// Query a results log: list, best, top, compare.
     Results(results::ResultsArgs),
     /// Re-cut the bundled MOSES subsets in fixtures/data from ../shared/data/moses.
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
             bench::run(target)
         }
         Command::Results(args) => results::run(args),
+        Command::Chem(cmd) => chem::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,7 +124,7 @@ fn chem_sample() -> anyhow::Result<Vec<String>> {
     Ok(sample)
 }
 
-fn as_strs(v: &[String]) -> Vec<&str> {
+pub(crate) fn as_strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 

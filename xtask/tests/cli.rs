@@ -231,3 +231,57 @@ fn results_errors_are_clear() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("bad filter `model.model_type`"));
 }
+
+#[test]
+fn chem_canon_writes_one_line_per_input_and_says_why() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["chem", "canon", "--why"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"OCC\nC1CC\nC1=CC=CC=C1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "CCO\n\nc1ccccc1\n");
+    assert!(
+        text(&out.stderr).starts_with("line 2: invalid SMILES"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn chem_metrics_reads_csv_and_prints_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("gen.csv");
+    std::fs::write(&generated, "SMILES\nCCO\nOCC\nc1ccccc1\nC1CC\n").unwrap();
+    let train = dir.path().join("train.txt");
+    std::fs::write(&train, "CCO\n").unwrap();
+    let out = xtask(&[
+        "chem",
+        "metrics",
+        "--generated",
+        generated.to_str().unwrap(),
+        "--train",
+        train.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["count"], 4);
+    assert_eq!(m["validity"], 0.75);
+    assert_eq!(m["novelty"], 0.5);
+    assert!(m["snn"].is_null(), "no reference given");
+    let out = xtask(&["chem", "metrics", "--generated", "/nonexistent.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("reading /nonexistent.csv"));
+}

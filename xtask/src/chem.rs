@@ -1,0 +1,118 @@
+//! `cargo xtask chem canon|metrics`: the chemistry from the terminal.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+
+use crate::oracle::as_strs;
+
+#[derive(Subcommand)]
+pub enum ChemCommand {
+    /// Canonical SMILES of each line of standard input; an empty line for an invalid one.
+    Canon {
+        /// Say on standard error why each invalid line is invalid.
+        #[arg(long)]
+        why: bool,
+    },
+    /// MOSES generation metrics of the SMILES in a file (one per line, or a CSV with a `smiles`
+    /// or `SMILES` column).
+    Metrics {
+        #[arg(long)]
+        generated: PathBuf,
+        /// Training set, for novelty.
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Reference set, for SNN.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// SMILES of a file: one per line, a `smiles`/`SMILES` header line skipped.
+fn read_smiles(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
+    if lines
+        .first()
+        .is_some_and(|h| h.eq_ignore_ascii_case("smiles"))
+    {
+        lines.remove(0);
+    }
+    Ok(lines)
+}
+
+pub fn run(command: ChemCommand) -> anyhow::Result<()> {
+    match command {
+        ChemCommand::Canon { why } => {
+            let stdin = std::io::stdin().lock();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for (i, line) in stdin.lines().enumerate() {
+                let line = line?;
+                match xp_chem::canonical_smiles(line.trim()) {
+                    Ok(c) => writeln!(out, "{c}")?,
+                    Err(e) => {
+                        writeln!(out)?;
+                        if why {
+                            eprintln!("line {}: {e}", i + 1);
+                        }
+                    }
+                }
+            }
+            out.flush()?;
+            Ok(())
+        }
+        ChemCommand::Metrics {
+            generated,
+            train,
+            reference,
+            format,
+        } => {
+            let generated = read_smiles(&generated)?;
+            let train = train
+                .as_ref()
+                .map(read_smiles)
+                .transpose()?
+                .map(|t| xp_chem::canonical_set(&as_strs(&t)));
+            let reference = reference
+                .as_ref()
+                .map(read_smiles)
+                .transpose()?
+                .map(|r| xp_chem::fingerprints(&as_strs(&r)));
+            let m = xp_chem::generation_metrics(
+                &as_strs(&generated),
+                train.as_ref(),
+                reference.as_deref(),
+            );
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&m)?),
+                Format::Table => {
+                    let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
+                    println!("{:<14} {}", "molecules", m.count);
+                    println!("{:<14} {:.4}", "validity", m.validity);
+                    for (name, v) in [
+                        ("unique@1k", m.unique_at_1k),
+                        ("unique@10k", m.unique_at_10k),
+                        ("novelty", m.novelty),
+                        ("IntDiv1", m.int_div1),
+                        ("IntDiv2", m.int_div2),
+                        ("SNN", m.snn),
+                    ] {
+                        println!("{name:<14} {}", show(v));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
