@@ -48,11 +48,7 @@ impl Origin<'_> {
                 None => break,
             }
         }
-        let start = span?.start;
-        let raw = doc.raw();
-        let before = &raw[..start.min(raw.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = line_column(doc.raw(), span?.start);
         Some(Location::File {
             file: self.name.clone(),
             line,
@@ -367,6 +363,14 @@ fn placeholder(node: &Value) -> Value {
         Some("boolean") => Value::Bool(false),
         _ => Value::String(String::new()),
     }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// `a/b/../c` -> `a/c`, without touching the file system; absolute when `path` is.

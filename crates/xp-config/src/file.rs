@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use toml_edit::{DocumentMut, TableLike};
 
-use crate::check::{Origin as CheckOrigin, check, normalize};
+use crate::check::{Origin as CheckOrigin, check, line_column, normalize};
 use crate::convert::{flatten, json_to_toml, remove_path, set_path};
 use crate::provenance::{Origin, Provenance};
 use crate::schema::{self, type_name, types};
@@ -128,10 +128,7 @@ fn build(
 }
 
 fn syntax(name: &str, text: &str, err: &toml_edit::TomlError) -> ConfigError {
-    let start = err.span().map_or(0, |s| s.start).min(text.len());
-    let before = &text[..start];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let (line, column) = line_column(text, err.span().map_or(0, |s| s.start));
     let message = err.message().trim().replace('\n', "; ");
     ConfigError::Syntax {
         origin: name.to_owned(),

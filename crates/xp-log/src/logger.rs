@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::io;
 use crate::{HParam, Image, LogError, SummaryWriter};
@@ -83,9 +82,7 @@ impl ExperimentLogger {
     }
 
     fn mirror(&mut self, tag: &str, value: f64) -> Result<(), LogError> {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let wall = crate::writer::now();
         let value = if value.is_nan() {
             "NaN".to_owned()
         } else if value.is_infinite() {

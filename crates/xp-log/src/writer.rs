@@ -54,7 +54,8 @@ enum Msg {
     Flush(SyncSender<Result<(), String>>),
 }
 
-fn now() -> f64 {
+/// Wall time in seconds since the Unix epoch, as TensorBoard records it.
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
