@@ -147,6 +147,19 @@ pub(crate) struct FileSum {
     pub crc32c: u32,
 }
 
+impl FileSum {
+    /// The error for a file whose length on disk is not the recorded one.
+    fn check_size(&self, path: &Path, size: u64) -> Result<(), CkptError> {
+        if size == self.size {
+            return Ok(());
+        }
+        Err(CkptError::Corrupt {
+            path: path.to_path_buf(),
+            problem: format!("{size} bytes, {} expected (truncated?)", self.size),
+        })
+    }
+}
+
 /// `meta.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Meta {
@@ -206,12 +219,7 @@ impl Meta {
                         path: path.clone(),
                         problem: format!("cannot read it: {e}"),
                     })?;
-            if size != sum.size {
-                return Err(CkptError::Corrupt {
-                    path,
-                    problem: format!("{size} bytes, {} expected (truncated?)", sum.size),
-                });
-            }
+            sum.check_size(&path, size)?;
         }
         Ok(())
     }
@@ -242,12 +250,7 @@ fn read_verified(dir: &Path, name: &str, sum: &FileSum) -> Result<Vec<u8>, CkptE
     };
     let file = File::open(&path).map_err(|e| corrupt(format!("cannot open it: {e}")))?;
     let size = file.metadata().map_err(|e| corrupt(e.to_string()))?.len();
-    if size != sum.size {
-        return Err(corrupt(format!(
-            "{size} bytes, {} expected (truncated?)",
-            sum.size
-        )));
-    }
+    sum.check_size(&path, size)?;
     let mut bytes = Vec::with_capacity(size as usize);
     (&file)
         .take(size)
