@@ -20,6 +20,9 @@ pub enum Target {
     /// xp-log: scalars per second end to end and the caller's cost of `add_scalar`, against
     /// tensorboardX and TensorBoard's own EventFileWriter.
     Log,
+    /// xp-train: tokens/s of both models on the CPU backends (and CUDA when built with it), the
+    /// step's time split, our logging/checkpointing overhead, the default run's validity.
+    Train,
 }
 
 pub fn run(target: Target) -> anyhow::Result<()> {
@@ -27,6 +30,7 @@ pub fn run(target: Target) -> anyhow::Result<()> {
         Target::Results => results(),
         Target::Ckpt => ckpt(),
         Target::Log => log(),
+        Target::Train => crate::bench_train::train(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `cargo xtask chem canon|metrics`: the chemistry from the terminal.
+//! `cargo xtask chem canon|metrics|draw`: the chemistry from the terminal.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -30,6 +30,19 @@ pub enum ChemCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// A grid image (PNG) of the first 16 SMILES of standard input, invalid ones skipped, as
+    /// RDKit's MolsToGridImage draws them.
+    Draw {
+        /// Where to write the PNG.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write each SMILES under its molecule.
+        #[arg(long)]
+        legends: bool,
+        /// Molecules per row.
+        #[arg(long, default_value_t = 4)]
+        per_row: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -54,6 +67,40 @@ fn read_smiles(path: &PathBuf) -> anyhow::Result<Vec<String>> {
 
 pub fn run(command: ChemCommand) -> anyhow::Result<()> {
     match command {
+        ChemCommand::Draw {
+            out,
+            legends,
+            per_row,
+        } => {
+            let lines: Vec<String> = std::io::stdin()
+                .lock()
+                .lines()
+                .collect::<Result<_, _>>()
+                .context("reading standard input")?;
+            let smiles: Vec<&str> = lines
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| !l.is_empty())
+                .collect();
+            let options = xp_chem::GridOptions {
+                mols_per_row: per_row,
+                ..xp_chem::GridOptions::default()
+            };
+            let grid = xp_chem::grid_image(&smiles, legends.then_some(&smiles[..]), &options)?;
+            for (i, why) in &grid.skipped {
+                eprintln!("skipped line {}: {why}", i + 1);
+            }
+            std::fs::write(&out, grid.to_png()?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote {} ({}x{}, {} molecules)",
+                out.display(),
+                grid.width,
+                grid.height,
+                grid.drawn
+            );
+            Ok(())
+        }
         ChemCommand::Canon { why } => {
             let stdin = std::io::stdin().lock();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());

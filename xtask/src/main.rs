@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's commands, in Rust so they run wherever cargo does.
 
 mod bench;
+mod bench_train;
 mod chem;
 mod codegen;
 mod config;
@@ -8,6 +9,7 @@ mod fixtures;
 mod oracle;
 mod results;
 mod test;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,7 +27,7 @@ struct Cli {
 enum Command {
     /// Everything CI checks: formatting, clippy, tests, generated files, oracle checks.
     Test,
-    /// Train the default experiment (or --config F) on the CPU.
+    /// Train the default experiment (or --config F); --resume RUN_DIR goes on from a checkpoint.
     Train(TrainArgs),
     /// Regenerate the files derived from the code (config schema, key reference, default config).
     Codegen {
@@ -54,10 +56,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct TrainArgs {
+    /// Config file (default: the bundled default experiment).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Override one key, e.g. `--set training.epochs=3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Go on from the last checkpoint of a run directory, with its saved config.
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
 }
@@ -92,19 +97,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Test => test::run(),
-        Command::Train(_) => {
-            eprintln!(
-                "cargo xtask train: training is not available yet; xp-train lands with the \
-                 training issue. `cargo xtask config show` prints the config it will use."
-            );
-            return ExitCode::from(2);
-        }
+        Command::Train(args) => train::run(args.config, args.overrides, args.resume),
         Command::Codegen { check } => codegen::run(check),
         Command::Config(cmd) => return config::run(cmd),
         Command::Fixtures => fixtures::run(),
         Command::Oracle => oracle::run_all(),
         Command::Bench { target } => {
-            if cfg!(debug_assertions) {
+            // XP_BENCH_DEBUG=1: a quick look from the debug build (dependencies are optimised
+            // there too), without building everything again in release mode.
+            if cfg!(debug_assertions) && std::env::var_os("XP_BENCH_DEBUG").is_none() {
                 return rerun_release();
             }
             bench::run(target)

@@ -69,7 +69,53 @@ pub fn run_all() -> anyhow::Result<()> {
     let python = python()?;
     results(&python)?;
     tensorboard(&python)?;
-    chem(&python)
+    chem(&python)?;
+    train(&python)
+}
+
+/// xp-train end to end: a short run of each model on a slice of the fixtures, then
+/// check_train.py reads the run directories with TensorBoard, safetensors and pandas.
+fn train(python: &Path) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let w = work.path();
+    let head = |name: &str, n: usize| -> anyhow::Result<PathBuf> {
+        let rows = fixture(name)?;
+        let path = w.join(name);
+        let mut text = String::from("smiles\n");
+        for row in rows.iter().take(n) {
+            text.push_str(row);
+            text.push('\n');
+        }
+        std::fs::write(&path, text)?;
+        Ok(path)
+    };
+    let (train, val) = (head("train.csv", 400)?, head("val.csv", 60)?);
+    let (hidden, latent, layers) = (64, 16, 2);
+    for model in ["autoregressive", "vae"] {
+        let sets = [
+            format!("name=oracle_{model}"),
+            format!("model.model_type={model}"),
+            format!("model.hidden_dim={hidden}"),
+            format!("model.latent_dim={latent}"),
+            format!("model.num_layers={layers}"),
+            format!("data.train_path={}", train.display()),
+            format!("data.val_path={}", val.display()),
+            format!("output_dir={}", w.join("out").display()),
+            "device=cpu".to_owned(),
+            "training.epochs=2".to_owned(),
+            "training.batch_size=32".to_owned(),
+            "training.learning_rate=0.01".to_owned(),
+            "training.warmup_steps=5".to_owned(),
+            "training.sample_size=32".to_owned(),
+        ];
+        let config = xp_config::create_config(None, &sets)?;
+        xp_train::train(&config, &xp_train::TrainOptions::default())
+            .with_context(|| format!("training the {model} model"))?;
+    }
+    run(script(python, "check_train.py")
+        .arg(w.join("out"))
+        .args([hidden, latent, layers].map(|n| n.to_string())))
+    .context("the training oracle disagrees")
 }
 
 /// SMILES of a bundled fixture (header skipped).

@@ -24,6 +24,20 @@ pub fn run() -> anyhow::Result<()> {
                 "warnings",
             ],
         ),
+        (
+            "the CUDA backend builds",
+            &[
+                "clippy",
+                "-p",
+                "xp-train",
+                "--features",
+                "cuda",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
         ("tests", &["test", "--workspace"]),
     ];
     for (name, args) in steps {

@@ -93,11 +93,148 @@ fn config_with_a_missing_file_fails_cleanly() {
     );
 }
 
+/// A tiny experiment (400 molecules, batches of 4, small model) in `dir`.
+fn tiny_train_args(dir: &Path) -> Vec<String> {
+    let src = std::fs::read_to_string(root().join("fixtures/data/train.csv")).unwrap();
+    let rows: Vec<&str> = src.lines().take(401).collect();
+    std::fs::write(dir.join("train.csv"), rows.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("val.csv"), rows[..41].join("\n") + "\n").unwrap();
+    [
+        format!("data.train_path={}", dir.join("train.csv").display()),
+        format!("data.val_path={}", dir.join("val.csv").display()),
+        format!("output_dir={}", dir.join("results").display()),
+        "device=cpu".to_owned(),
+        "model.hidden_dim=32".to_owned(),
+        "model.num_layers=1".to_owned(),
+        "training.batch_size=4".to_owned(),
+        "training.epochs=3".to_owned(),
+        "training.sample_size=16".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--set".to_owned(), s])
+    .collect()
+}
+
 #[test]
-fn train_says_it_is_not_available_yet() {
-    let out = xtask(&["train"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not available yet"));
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("train")
+        .args(tiny_train_args(dir.path()))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first epoch's checkpoint, then press Ctrl-C during the second epoch.
+    let started = std::time::Instant::now();
+    let run_dir = loop {
+        let found = std::fs::read_dir(dir.path().join("results"))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir() && p.join("checkpoints/manifest.json").is_file());
+        if let Some(run) = found {
+            break run;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no checkpoint after 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(
+        stdout.contains("go on with: cargo xtask train --resume"),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("stopping after this step"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["train", "--resume"])
+        .arg(&run_dir)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("finished after 3 epochs, 300 steps"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tensorboard --logdir"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("resuming"),
+        "{}",
+        text(&out.stderr)
+    );
+    let results = std::fs::read_to_string(dir.path().join("results/results.jsonl")).unwrap();
+    assert_eq!(results.lines().count(), 1, "one result for the whole run");
+}
+
+#[test]
+fn train_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = xtask(&["train", "--resume", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not a run directory"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut args = vec!["train".to_owned()];
+    args.extend(tiny_train_args(dir.path()));
+    args.extend(["--set".to_owned(), "model.model_type=gnn".to_owned()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("model_type = \"gnn\" is not available yet"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn chem_draw_writes_a_png_of_the_valid_molecules() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("grid.png");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["chem", "draw", "--legends", "--out"])
+        .arg(&png)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"CCO\nnope\nc1ccccc1\n\nCC(=O)O\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("skipped line 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (600, 200), "three molecules in one row");
 }
 
 fn seed_log_dir() -> tempfile::TempDir {

@@ -1,12 +1,14 @@
 //! Chemistry for generative models of molecules written as SMILES: the tokenizer and vocabulary
 //! models train on, RDKit-compatible validity and canonical SMILES (on cosmolkit), Morgan
-//! fingerprints, and MOSES's generation metrics. Molecule images are still to come.
+//! fingerprints, MOSES's generation metrics and molecule grid images.
 
+mod grid;
 mod metrics;
 mod molecule;
 mod tokenizer;
 mod vocab;
 
+pub use grid::{GridImage, GridOptions, grid_image};
 pub use metrics::{GenerationMetrics, canonical_set, fingerprints, generation_metrics};
 pub use molecule::{ChemError, Fingerprint, MAX_SMILES_LEN, Molecule, canonical_smiles, is_valid};
 

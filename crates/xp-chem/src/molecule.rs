@@ -22,6 +22,10 @@ pub enum ChemError {
     Invalid(String),
     #[error("the chemistry engine failed on this SMILES ({0}); counted as invalid")]
     EnginePanic(String),
+    #[error("none of the first {0} SMILES is a valid molecule; nothing to draw")]
+    NothingToDraw(usize),
+    #[error("cannot draw: {0}")]
+    Draw(String),
 }
 
 /// A parsed, sanitized molecule.
@@ -89,6 +93,13 @@ impl Molecule {
             }
             Ok(Fingerprint { words })
         })
+    }
+}
+
+impl Molecule {
+    /// A 2D depiction as a standalone SVG document of `width` x `height` pixels.
+    pub fn to_svg(&self, width: u32, height: u32) -> Result<String, ChemError> {
+        guarded(|| self.inner.to_svg(width, height).map_err(|e| e.to_string()))
     }
 }
 

@@ -100,6 +100,14 @@ pub struct ModelConfig {
     #[serde(default = "defaults::dropout")]
     #[garde(range(min = 0.0, max = 0.5))]
     pub dropout: f64,
+    /// VAE only: weight of the KL term in the loss once annealing is over (MOSES uses 0.05).
+    #[serde(default = "defaults::kl_weight")]
+    #[garde(range(min = 0.0, max = 10.0))]
+    pub kl_weight: f64,
+    /// VAE only: optimisation steps over which the KL weight grows linearly from 0 to `kl_weight`.
+    #[serde(default = "defaults::kl_anneal_steps")]
+    #[garde(range(max = TOML_INT_MAX))]
+    pub kl_anneal_steps: u64,
 }
 
 /// Optimisation settings.
@@ -134,6 +142,19 @@ pub struct TrainingConfig {
     #[serde(default = "defaults::warmup_steps")]
     #[garde(range(max = TOML_INT_MAX))]
     pub warmup_steps: u64,
+    /// Molecules sampled after every epoch (scored, drawn and logged) and at the end (the
+    /// generation metrics of the results log).
+    #[serde(default = "defaults::sample_size")]
+    #[garde(range(min = 16, max = 100000))]
+    pub sample_size: u32,
+    /// Sampling temperature: below 1 sharpens the model's distribution, above 1 flattens it.
+    #[serde(default = "defaults::temperature")]
+    #[garde(range(min = 0.05, max = 5.0))]
+    pub temperature: f64,
+    /// Best checkpoints (by validation loss) kept besides the last one.
+    #[serde(default = "defaults::keep_top_k")]
+    #[garde(range(min = 1, max = 1000))]
+    pub keep_top_k: u32,
 }
 
 impl Default for TrainingConfig {
@@ -146,6 +167,9 @@ impl Default for TrainingConfig {
             gradient_clip: defaults::gradient_clip(),
             patience: defaults::patience(),
             warmup_steps: defaults::warmup_steps(),
+            sample_size: defaults::sample_size(),
+            temperature: defaults::temperature(),
+            keep_top_k: defaults::keep_top_k(),
         }
     }
 }
@@ -299,25 +323,25 @@ pub(crate) mod defaults {
         "results".to_owned()
     }
     pub fn hidden_dim() -> u32 {
-        256
+        128
     }
     pub fn latent_dim() -> u32 {
         64
     }
     pub fn num_layers() -> u32 {
-        4
+        2
     }
     pub fn dropout() -> f64 {
         0.1
     }
     pub fn epochs() -> u32 {
-        100
+        2
     }
     pub fn batch_size() -> u32 {
-        32
+        128
     }
     pub fn learning_rate() -> f64 {
-        1e-4
+        2e-3
     }
     pub fn weight_decay() -> f64 {
         1e-5
@@ -326,10 +350,25 @@ pub(crate) mod defaults {
         1.0
     }
     pub fn patience() -> u32 {
-        10
+        5
     }
     pub fn warmup_steps() -> u64 {
-        1000
+        100
+    }
+    pub fn kl_weight() -> f64 {
+        0.05
+    }
+    pub fn kl_anneal_steps() -> u64 {
+        500
+    }
+    pub fn sample_size() -> u32 {
+        512
+    }
+    pub fn temperature() -> f64 {
+        1.0
+    }
+    pub fn keep_top_k() -> u32 {
+        3
     }
     pub fn smiles_column() -> String {
         "smiles".to_owned()

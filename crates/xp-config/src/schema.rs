@@ -231,7 +231,10 @@ pub fn default_toml() -> String {
     };
     let write_table = |out: &mut String, node: &Value, header: Option<&str>| {
         if let Some(h) = header {
-            out.push_str(&format!("\n# {}\n[{h}]\n", description(node)));
+            out.push_str(&format!(
+                "\n# {}\n[{h}]\n",
+                description(node).replace('\n', "\n# ")
+            ));
         }
         for (key, child) in properties(node).into_iter().flatten() {
             if properties(child).is_some() {
@@ -242,7 +245,7 @@ pub fn default_toml() -> String {
                 .or_else(|| child.get("examples").and_then(|e| e.get(0)));
             let range = range_text(child);
             out.push('\n');
-            out.push_str(&format!("# {}", description(child)));
+            out.push_str(&format!("# {}", description(child).replace('\n', "\n# ")));
             if !range.is_empty() {
                 out.push_str(&format!(" ({range})"));
             }

@@ -39,20 +39,25 @@ fn bundled_default_loads_with_the_documented_defaults() {
     assert_eq!(config.device, Device::Auto);
     assert_eq!(config.output_dir, "results");
     assert_eq!(config.model.model_type, ModelType::Autoregressive);
-    assert_eq!(config.model.hidden_dim, 256);
+    assert_eq!(config.model.hidden_dim, 128);
     assert_eq!(config.model.latent_dim, 64);
-    assert_eq!(config.model.num_layers, 4);
+    assert_eq!(config.model.num_layers, 2);
     assert_eq!(config.model.dropout, 0.1);
-    assert_eq!(config.training.epochs, 100);
-    assert_eq!(config.training.batch_size, 32);
-    assert_eq!(config.training.learning_rate, 1e-4);
+    assert_eq!(config.training.epochs, 2);
+    assert_eq!(config.training.batch_size, 128);
+    assert_eq!(config.training.learning_rate, 2e-3);
     assert_eq!(config.training.weight_decay, 1e-5);
     assert_eq!(config.training.gradient_clip, 1.0);
-    assert_eq!(config.training.patience, 10);
-    assert_eq!(config.training.warmup_steps, 1000);
+    assert_eq!(config.training.patience, 5);
+    assert_eq!(config.training.warmup_steps, 100);
     assert_eq!(config.data.smiles_column, "smiles");
     assert_eq!(config.data.max_length, 200);
     assert_eq!(config.data.num_workers, 4);
+    assert_eq!(config.model.kl_weight, 0.05);
+    assert_eq!(config.model.kl_anneal_steps, 500);
+    assert_eq!(config.training.sample_size, 512);
+    assert_eq!(config.training.temperature, 1.0);
+    assert_eq!(config.training.keep_top_k, 3);
     assert_eq!(
         config.data.test_path,
         Some(root().join("fixtures/data/test.csv"))
@@ -241,14 +246,14 @@ fn an_override_can_supply_a_key_the_file_lacks() {
 fn merge_toml_updates_nested_tables_key_by_key() {
     let mut config = create_config(None, no_overrides()).unwrap();
     config
-        .merge_toml("[training]\nepochs = 7\n[model]\nnum_layers = 2\ndropout = 0\n")
+        .merge_toml("[training]\nepochs = 7\n[model]\nnum_layers = 3\ndropout = 0\n")
         .unwrap();
     assert_eq!(config.training.epochs, 7);
     assert_eq!(
-        config.training.batch_size, 32,
+        config.training.batch_size, 128,
         "untouched keys keep their value"
     );
-    assert_eq!(config.model.num_layers, 2);
+    assert_eq!(config.model.num_layers, 3);
     assert_eq!(config.model.dropout, 0.0);
     let err = config.merge_toml("[training]\nepoch = 7\n").unwrap_err();
     assert!(

@@ -10,6 +10,8 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{} is not a run directory (it has no config.toml); pass the folder a run created", path.display())]
+    NotARunDir { path: PathBuf },
     #[error("{}: bad record at byte {offset}: {problem}", path.display())]
     CorruptEventFile {
         path: PathBuf,

@@ -59,6 +59,29 @@ impl ExperimentLogger {
         })
     }
 
+    /// Reopens an existing run directory to go on logging into it (a resumed run): a new event
+    /// file beside the old ones (TensorBoard reads them all), `metrics.jsonl` appended to.
+    /// `step` is where the run goes on from.
+    pub fn resume(run_dir: impl AsRef<Path>, step: i64) -> Result<Self, LogError> {
+        let run_dir = run_dir.as_ref().to_path_buf();
+        let metrics_path = run_dir.join(METRICS_FILE);
+        if !run_dir.join(CONFIG_FILE).is_file() {
+            return Err(LogError::NotARunDir { path: run_dir });
+        }
+        let metrics = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&metrics_path)
+            .map_err(io("open", &metrics_path))?;
+        let writer = SummaryWriter::new(&run_dir)?;
+        Ok(ExperimentLogger {
+            run_dir,
+            writer,
+            metrics: BufWriter::new(metrics),
+            step,
+        })
+    }
+
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
     }

@@ -224,3 +224,35 @@ fn experiment_logger_lays_out_a_run_directory() {
         ]
     );
 }
+
+#[test]
+fn a_resumed_run_appends_to_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = ExperimentLogger::create(dir.path(), "exp", "seed = 1\n").unwrap();
+    first.log_scalar("loss", 1.0).unwrap();
+    let run_dir = first.run_dir().to_path_buf();
+    first.close().unwrap();
+    // Event file names carry the time in seconds; a second writer in the same second gets a
+    // distinct name anyway (see two_writers_in_one_folder_get_their_own_files).
+    let mut resumed = ExperimentLogger::resume(&run_dir, 7).unwrap();
+    assert_eq!(resumed.step(), 7);
+    resumed.log_scalar("loss", 0.5).unwrap();
+    resumed.close().unwrap();
+    let lines = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    let steps: Vec<&str> = lines.lines().map(|l| &l[..10]).collect();
+    assert_eq!(steps, [r#"{"step":0,"#, r#"{"step":7,"#]);
+    let files = event_files(&run_dir);
+    assert_eq!(files.len(), 2);
+    let mut all: Vec<_> = files.iter().flat_map(|f| scalars(f)).collect();
+    all.sort_by_key(|s| s.1);
+    assert_eq!(
+        all,
+        [("loss".to_owned(), 0, 1.0), ("loss".to_owned(), 7, 0.5)]
+    );
+
+    let err = ExperimentLogger::resume(dir.path().join("nope"), 0)
+        .err()
+        .unwrap();
+    assert!(matches!(err, LogError::NotARunDir { .. }), "{err}");
+    assert!(err.to_string().contains("not a run directory"), "{err}");
+}

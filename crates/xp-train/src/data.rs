@@ -1,0 +1,225 @@
+//! Training data: a CSV column of SMILES, checked and tokenised with xp-chem. Rows that do not
+//! parse as molecules or are longer than `max_length` tokens are skipped and counted, with the
+//! first few line numbers, so a user can find them.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use xp_chem::{Vocabulary, tokenize};
+
+use crate::error::TrainError;
+
+/// How many skipped rows are listed by line number.
+const LISTED: usize = 5;
+
+/// Why a row was skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What reading one file found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    pub path: PathBuf,
+    /// The column actually read (it may differ in case from the one asked for).
+    pub column: String,
+    pub rows: usize,
+    pub kept: usize,
+    pub invalid: usize,
+    pub too_long: usize,
+    /// Tokens not in the vocabulary (validation and test sets), encoded as `<unk>`.
+    pub unknown_tokens: usize,
+    /// The first few skipped rows.
+    pub first_skipped: Vec<Skipped>,
+}
+
+impl LoadReport {
+    /// One line for the console: `train.csv: 20000 rows, 19990 kept, 3 invalid (lines 5, 9, ..), 7 too long`.
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "{}: {} rows, {} kept",
+            self.path.display(),
+            self.rows,
+            self.kept
+        );
+        if self.invalid > 0 {
+            text.push_str(&format!(", {} invalid", self.invalid));
+        }
+        if self.too_long > 0 {
+            text.push_str(&format!(", {} too long", self.too_long));
+        }
+        if !self.first_skipped.is_empty() {
+            let lines: Vec<String> = self
+                .first_skipped
+                .iter()
+                .map(|s| format!("line {}: {}", s.line, s.reason))
+                .collect();
+            text.push_str(&format!(" (first skipped: {})", lines.join("; ")));
+        }
+        if self.unknown_tokens > 0 {
+            text.push_str(&format!(
+                ", {} tokens unknown to the vocabulary",
+                self.unknown_tokens
+            ));
+        }
+        text
+    }
+}
+
+/// Kept SMILES of one file, in file order.
+#[derive(Debug, Clone)]
+pub struct SmilesFile {
+    pub smiles: Vec<String>,
+    pub report: LoadReport,
+}
+
+/// Reads `column` of the CSV at `path` (gzip-compressed when the name ends in `.gz`). A column
+/// whose name differs only in case is accepted (the MOSES files say `SMILES`, ours `smiles`).
+/// Returns the column's actual name and its `(line, value)` rows.
+pub fn read_column(path: &Path, column: &str) -> Result<(String, Vec<(u64, String)>), TrainError> {
+    let file_error = |problem: String| TrainError::Data {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let file = std::fs::File::open(path).map_err(|e| file_error(format!("cannot open: {e}")))?;
+    // MOSES ships gzip-compressed CSV; read it as is.
+    let input: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| file_error(format!("cannot read the header row: {e}")))?
+        .clone();
+    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+        return Err(file_error(
+            "the file is empty; expected a header row naming a SMILES column".to_owned(),
+        ));
+    }
+    let index = headers
+        .iter()
+        .position(|h| h == column)
+        .or_else(|| {
+            headers
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(column))
+        })
+        .ok_or_else(|| {
+            let have: Vec<&str> = headers.iter().collect();
+            file_error(format!(
+                "no column `{column}` (the header has: {}); set data.smiles_column",
+                have.join(", ")
+            ))
+        })?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| file_error(format!("bad CSV: {e}")))?;
+        let line = record.position().map_or(0, |p| p.line());
+        rows.push((line, record.get(index).unwrap_or("").trim().to_owned()));
+    }
+    Ok((headers[index].to_owned(), rows))
+}
+
+/// Reads, checks and filters one file, on `workers` threads (0: the calling thread).
+pub fn load_smiles(
+    path: &Path,
+    column: &str,
+    max_length: usize,
+    workers: usize,
+) -> Result<SmilesFile, TrainError> {
+    let (headers_column, rows) = read_column(path, column)?;
+    let check = |(line, smiles): &(u64, String)| -> Result<(), (bool, Skipped)> {
+        let skip = |too_long, reason: String| {
+            Err((
+                too_long,
+                Skipped {
+                    line: *line,
+                    reason,
+                },
+            ))
+        };
+        if smiles.is_empty() {
+            return skip(false, "empty".to_owned());
+        }
+        match tokenize(smiles) {
+            Err(e) => return skip(false, e.to_string()),
+            // `<bos>` and `<eos>` are added to every sequence.
+            Ok(tokens) if tokens.len() + 1 > max_length => {
+                return skip(
+                    true,
+                    format!(
+                        "{} tokens, more than data.max_length = {max_length}",
+                        tokens.len() + 1
+                    ),
+                );
+            }
+            Ok(_) => {}
+        }
+        xp_chem::Molecule::parse(smiles)
+            .map(|_| ())
+            .or_else(|e| skip(false, e.to_string()))
+    };
+    let verdicts: Vec<Result<(), (bool, Skipped)>> = if workers == 0 {
+        rows.iter().map(check).collect()
+    } else {
+        pool(workers)?.install(|| rows.par_iter().map(check).collect())
+    };
+    let mut report = LoadReport {
+        path: path.to_path_buf(),
+        column: headers_column,
+        rows: rows.len(),
+        ..LoadReport::default()
+    };
+    let mut smiles = Vec::with_capacity(rows.len());
+    for ((_, text), verdict) in rows.into_iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => smiles.push(text),
+            Err((too_long, skipped)) => {
+                if too_long {
+                    report.too_long += 1;
+                } else {
+                    report.invalid += 1;
+                }
+                if report.first_skipped.len() < LISTED {
+                    report.first_skipped.push(skipped);
+                }
+            }
+        }
+    }
+    report.kept = smiles.len();
+    if smiles.is_empty() {
+        return Err(TrainError::Data {
+            path: path.to_path_buf(),
+            problem: format!("no usable rows: {}", report.summary()),
+        });
+    }
+    Ok(SmilesFile { smiles, report })
+}
+
+pub(crate) fn pool(workers: usize) -> Result<rayon::ThreadPool, TrainError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| TrainError::Other(format!("cannot start {workers} loader threads: {e}")))
+}
+
+/// Encodes every SMILES (`<bos>` ... `<eos>`), counting unknown tokens into `report`.
+pub fn encode_all(vocab: &Vocabulary, file: &mut SmilesFile) -> Vec<Vec<u32>> {
+    let mut unknown = 0;
+    let encoded = file
+        .smiles
+        .iter()
+        .map(|s| {
+            let e = vocab.encode(s).expect("kept SMILES tokenize");
+            unknown += e.unknown;
+            e.ids
+        })
+        .collect();
+    file.report.unknown_tokens = unknown;
+    encoded
+}

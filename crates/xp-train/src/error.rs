@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+/// Why a training run could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{}: {problem}", path.display())]
+    Data { path: PathBuf, problem: String },
+    #[error("model_type = \"{0}\" is not available yet; use \"autoregressive\" or \"vae\"")]
+    ModelNotAvailable(String),
+    #[error("{0}")]
+    Device(String),
+    #[error(transparent)]
+    Config(#[from] xp_config::ConfigError),
+    #[error(transparent)]
+    Log(#[from] xp_log::LogError),
+    #[error(transparent)]
+    Checkpoint(#[from] xp_ckpt::CkptError),
+    #[error(transparent)]
+    Results(#[from] xp_results::ResultsError),
+    #[error("checkpoint {}: {problem}", path.display())]
+    BadCheckpoint { path: PathBuf, problem: String },
+    #[error("cannot resume {}: {problem}", path.display())]
+    Resume { path: PathBuf, problem: String },
+    #[error(
+        "the loss became {value} at step {step}; lower training.learning_rate or set training.gradient_clip"
+    )]
+    Diverged { step: u64, value: f64 },
+    #[error("{0}")]
+    Other(String),
+}

@@ -1,0 +1,283 @@
+//! The SMILES models, generic over the Burn backend: a token-level language model
+//! (`autoregressive`) and a recurrent VAE (`vae`). Both read the same [`Batch`] and expose the
+//! same one-token step, so training, validation and sampling are shared.
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+
+use crate::lstm::{LstmState, StackedLstm};
+
+/// A padded batch on the device. Sequence `i` has `lengths[i]` targets: its tokens then `<eos>`.
+#[derive(Debug, Clone)]
+pub struct Batch<B: Backend> {
+    /// `<bos>` then the tokens, padded: `[B, T]`.
+    pub inputs: Tensor<B, 2, Int>,
+    /// The tokens then `<eos>`, padded: `[B, T]`.
+    pub targets: Tensor<B, 2, Int>,
+    /// 1 where a target is real, 0 on padding: `[B, T]`.
+    pub mask: Tensor<B, 2>,
+    pub lengths: Vec<usize>,
+    /// Real target tokens in the batch (the sum of `lengths`).
+    pub tokens: usize,
+}
+
+impl<B: Backend> Batch<B> {
+    /// Builds a batch from encoded SMILES (`<bos>` ... `<eos>`, as `Vocabulary::encode` gives).
+    pub fn new(sequences: &[&[u32]], pad: u32, device: &B::Device) -> Self {
+        let steps = sequences.iter().map(|s| s.len() - 1).max().unwrap_or(1);
+        let batch = sequences.len();
+        let mut inputs = vec![pad as i64; batch * steps];
+        let mut targets = vec![pad as i64; batch * steps];
+        let mut mask = vec![0f32; batch * steps];
+        let mut lengths = Vec::with_capacity(batch);
+        for (row, seq) in sequences.iter().enumerate() {
+            let n = seq.len() - 1;
+            for t in 0..n {
+                inputs[row * steps + t] = seq[t] as i64;
+                targets[row * steps + t] = seq[t + 1] as i64;
+                mask[row * steps + t] = 1.0;
+            }
+            lengths.push(n);
+        }
+        Batch {
+            inputs: Tensor::from_data(TensorData::new(inputs, [batch, steps]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [batch, steps]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [batch, steps]), device),
+            tokens: lengths.iter().sum(),
+            lengths,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.lengths.len()
+    }
+}
+
+/// A model's loss on one batch.
+#[derive(Debug, Clone)]
+pub struct Loss<B: Backend> {
+    /// What is minimised: reconstruction plus, for the VAE, beta times KL.
+    pub total: Tensor<B, 1>,
+    /// Mean cross-entropy per target token.
+    pub reconstruction: Tensor<B, 1>,
+    /// Mean KL divergence per molecule (VAE only).
+    pub kl: Option<Tensor<B, 1>>,
+}
+
+/// What the training loop needs of a model.
+pub trait SmilesModel<B: Backend>: Module<B> {
+    /// Loss on `batch`; `kl_beta` weights the VAE's KL term (ignored by other models).
+    fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B>;
+    /// State for generating `n` molecules: the LSTM state and, for the VAE, the latent code.
+    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>);
+    /// Logits `[n, vocab]` of the next token after `tokens` `[n, 1]`, and the new state.
+    fn step(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: LstmState<B>,
+        latent: Option<&Tensor<B, 2>>,
+    ) -> (Tensor<B, 2>, LstmState<B>);
+}
+
+/// The embedding of each time step of `tokens` `[B, T]`, as `T` tensors `[B, E]`.
+fn embed_steps<B: Backend>(
+    embedding: &Embedding<B>,
+    tokens: &Tensor<B, 2, Int>,
+) -> Vec<Tensor<B, 2>> {
+    let [batch, steps] = tokens.dims();
+    (0..steps)
+        .map(|t| {
+            let e = embedding.forward(tokens.clone().narrow(1, t, 1));
+            let width = e.dims()[2];
+            e.reshape([batch, width])
+        })
+        .collect()
+}
+
+/// Mean negative log-likelihood per real target of `logits` `[B, T, V]`.
+fn token_nll<B: Backend>(logits: Tensor<B, 3>, batch: &Batch<B>) -> Tensor<B, 1> {
+    let picked = log_softmax(logits, 2)
+        .gather(2, batch.targets.clone().unsqueeze_dim(2))
+        .squeeze_dim::<2>(2);
+    (picked * batch.mask.clone())
+        .sum()
+        .neg()
+        .div_scalar(batch.tokens.max(1) as f64)
+}
+
+/// `autoregressive`: embedding, stacked LSTM, linear head over the vocabulary.
+#[derive(Module, Debug)]
+pub struct CharRnn<B: Backend> {
+    pub embedding: Embedding<B>,
+    pub lstm: StackedLstm<B>,
+    pub head: Linear<B>,
+}
+
+impl<B: Backend> CharRnn<B> {
+    pub fn new(
+        vocab: usize,
+        hidden: usize,
+        layers: usize,
+        dropout: f64,
+        device: &B::Device,
+    ) -> Self {
+        CharRnn {
+            embedding: EmbeddingConfig::new(vocab, hidden).init(device),
+            lstm: StackedLstm::new(hidden, hidden, layers, dropout, device),
+            head: LinearConfig::new(hidden, vocab).init(device),
+        }
+    }
+}
+
+impl<B: Backend> SmilesModel<B> for CharRnn<B> {
+    fn loss(&self, batch: &Batch<B>, _kl_beta: f64) -> Loss<B> {
+        let device = batch.inputs.device();
+        let x = embed_steps(&self.embedding, &batch.inputs);
+        let (y, _) = self
+            .lstm
+            .forward(x, self.lstm.zero_state(batch.size(), &device));
+        let nll = token_nll(self.head.forward(Tensor::stack(y, 1)), batch);
+        Loss {
+            total: nll.clone(),
+            reconstruction: nll,
+            kl: None,
+        }
+    }
+
+    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+        (self.lstm.zero_state(n, device), None)
+    }
+
+    fn step(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: LstmState<B>,
+        _latent: Option<&Tensor<B, 2>>,
+    ) -> (Tensor<B, 2>, LstmState<B>) {
+        let (mut y, state) = self
+            .lstm
+            .forward(embed_steps(&self.embedding, &tokens), state);
+        (self.head.forward(y.remove(0)), state)
+    }
+}
+
+/// `vae`: an LSTM encoder reads the SMILES to the mean and log-variance of `z`; an LSTM decoder,
+/// started from `z` and fed `z` at every step, reconstructs it with teacher forcing.
+#[derive(Module, Debug)]
+pub struct SmilesVae<B: Backend> {
+    pub embedding: Embedding<B>,
+    pub encoder: StackedLstm<B>,
+    pub to_mean: Linear<B>,
+    pub to_log_var: Linear<B>,
+    pub latent_to_hidden: Linear<B>,
+    pub decoder: StackedLstm<B>,
+    pub head: Linear<B>,
+}
+
+impl<B: Backend> SmilesVae<B> {
+    pub fn new(
+        vocab: usize,
+        hidden: usize,
+        latent: usize,
+        layers: usize,
+        dropout: f64,
+        device: &B::Device,
+    ) -> Self {
+        SmilesVae {
+            embedding: EmbeddingConfig::new(vocab, hidden).init(device),
+            encoder: StackedLstm::new(hidden, hidden, layers, dropout, device),
+            to_mean: LinearConfig::new(hidden, latent).init(device),
+            to_log_var: LinearConfig::new(hidden, latent).init(device),
+            latent_to_hidden: LinearConfig::new(latent, hidden).init(device),
+            decoder: StackedLstm::new(hidden + latent, hidden, layers, dropout, device),
+            head: LinearConfig::new(hidden, vocab).init(device),
+        }
+    }
+
+    fn latent_size(&self) -> usize {
+        self.to_mean.weight.dims()[1]
+    }
+
+    /// The decoder's starting state: `tanh(W z)` as every layer's hidden state, zero cells.
+    fn decoder_state(&self, z: &Tensor<B, 2>) -> LstmState<B> {
+        let [n, _] = z.dims();
+        let mut state = self.decoder.zero_state(n, &z.device());
+        let h = self.latent_to_hidden.forward(z.clone()).tanh();
+        for layer in state.hidden.iter_mut() {
+            *layer = h.clone();
+        }
+        state
+    }
+
+    /// Decoder outputs `[B, T, H]` for `tokens` `[B, T]`, each step fed `z` beside its token.
+    fn decode(
+        &self,
+        tokens: &Tensor<B, 2, Int>,
+        z: &Tensor<B, 2>,
+        state: LstmState<B>,
+    ) -> (Tensor<B, 3>, LstmState<B>) {
+        let x = embed_steps(&self.embedding, tokens)
+            .into_iter()
+            .map(|e| Tensor::cat(vec![e, z.clone()], 1))
+            .collect();
+        let (y, state) = self.decoder.forward(x, state);
+        (Tensor::stack(y, 1), state)
+    }
+}
+
+impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
+    fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B> {
+        let device = batch.inputs.device();
+        let n = batch.size();
+        let x = embed_steps(&self.embedding, &batch.targets);
+        let (y, _) = self.encoder.forward(x, self.encoder.zero_state(n, &device));
+        let y: Tensor<B, 3> = Tensor::stack(y, 1);
+        // The encoder's output at each sequence's `<eos>`.
+        let [_, steps, hidden] = y.dims();
+        let mut last = vec![0f32; n * steps];
+        for (row, &len) in batch.lengths.iter().enumerate() {
+            last[row * steps + len - 1] = 1.0;
+        }
+        let pick: Tensor<B, 3> =
+            Tensor::<B, 2>::from_data(TensorData::new(last, [n, steps]), &device).unsqueeze_dim(2);
+        let summary = (y * pick).sum_dim(1).reshape([n, hidden]);
+        let mean = self.to_mean.forward(summary.clone());
+        let log_var = self.to_log_var.forward(summary);
+        let noise = Tensor::random(mean.shape(), Distribution::Normal(0.0, 1.0), &device);
+        let z = mean.clone() + noise * log_var.clone().mul_scalar(0.5).exp();
+        let (y, _) = self.decode(&batch.inputs, &z, self.decoder_state(&z));
+        let reconstruction = token_nll(self.head.forward(y), batch);
+        let kl = (log_var.clone().add_scalar(1.0) - mean.powi_scalar(2) - log_var.exp())
+            .sum()
+            .mul_scalar(-0.5 / n as f64);
+        Loss {
+            total: reconstruction.clone() + kl.clone().mul_scalar(kl_beta),
+            reconstruction,
+            kl: Some(kl),
+        }
+    }
+
+    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+        let z = Tensor::random(
+            [n, self.latent_size()],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        (self.decoder_state(&z), Some(z))
+    }
+
+    fn step(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: LstmState<B>,
+        latent: Option<&Tensor<B, 2>>,
+    ) -> (Tensor<B, 2>, LstmState<B>) {
+        let z = latent.expect("the VAE samples from a latent code");
+        let (y, state) = self.decode(&tokens, z, state);
+        let [n, _, hidden] = y.dims();
+        (self.head.forward(y.reshape([n, hidden])), state)
+    }
+}

@@ -1,0 +1,1053 @@
+//! The training loop: one function, generic over the backend and the model, that ties data,
+//! optimisation, logging (xp-log), checkpoints (xp-ckpt), sampling and scoring (xp-chem) and
+//! the results log (xp-results) together. A custom loop rather than burn-train's `Learner`,
+//! which saves only per epoch and keeps neither RNG state nor a top-k.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use xp_chem::{GenerationMetrics, GridOptions, Vocabulary};
+use xp_ckpt::{Checkpoint, CheckpointManager, Mode};
+use xp_config::ExperimentConfig;
+use xp_log::{ExperimentLogger, HParam, Image};
+use xp_results::ResultsTracker;
+
+use crate::data::{LoadReport, encode_all, load_smiles, pool};
+use crate::error::TrainError;
+use crate::models::{Batch, SmilesModel};
+use crate::rng::{Rng, Stream, epoch_order, with_backend_seed};
+use crate::sample::sample;
+
+/// Payload names inside a checkpoint.
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.bin";
+pub const STATE_FILE: &str = "state.json";
+/// The checkpoints folder inside a run directory.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// The metric checkpoints are ranked by.
+pub const RANK_METRIC: &str = "val_loss";
+
+/// How to run, beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// A run directory to continue from its last checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Set (by a Ctrl-C handler) to stop after the current step, save and close.
+    pub stop: Arc<AtomicBool>,
+    /// Show a progress bar and per-epoch lines on stderr.
+    pub progress: bool,
+    /// Acts as Ctrl-C once this global step is reached (for tests and demos).
+    pub stop_at_step: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// Every configured epoch ran.
+    Completed,
+    /// Validation loss stopped improving for `patience` epochs.
+    EarlyStopped,
+    /// Stopped on request; a last checkpoint was saved and `--resume` goes on from it.
+    Interrupted,
+}
+
+/// Where time went, summed over the run (this process only).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timing {
+    pub forward: Duration,
+    pub backward: Duration,
+    /// Global-norm clipping and the optimizer update.
+    pub optimizer: Duration,
+    /// Building batches on the device.
+    pub batching: Duration,
+    /// Our own per-step and per-epoch logging.
+    pub logging: Duration,
+    pub checkpointing: Duration,
+    pub validation: Duration,
+    /// Sampling and scoring molecules.
+    pub sampling: Duration,
+    /// Training steps run and target tokens seen in them.
+    pub steps: u64,
+    pub tokens: u64,
+}
+
+impl Timing {
+    /// Time in training steps proper (forward, backward, optimizer, batching).
+    pub fn step_time(&self) -> Duration {
+        self.forward + self.backward + self.optimizer + self.batching
+    }
+
+    /// Training tokens per second of step time.
+    pub fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.step_time().as_secs_f64().max(1e-9)
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub run_dir: PathBuf,
+    pub device: String,
+    pub finish: Finish,
+    pub epochs_completed: u64,
+    pub global_step: u64,
+    pub best_val_loss: Option<f64>,
+    pub best_checkpoint: Option<PathBuf>,
+    pub last_checkpoint: Option<PathBuf>,
+    /// Generation metrics of `training.sample_size` molecules from the best checkpoint (absent
+    /// when interrupted).
+    pub metrics: Option<GenerationMetrics>,
+    /// The results log the run was recorded in (absent when interrupted).
+    pub results_file: Option<PathBuf>,
+    pub data: Vec<LoadReport>,
+    pub timing: Timing,
+}
+
+/// Everything besides weights and optimizer that a resumed run needs to go on exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainState {
+    /// Epochs fully done.
+    epoch: u64,
+    /// Batches of epoch `epoch` already done (non-zero only in an interrupted run's checkpoint).
+    batch_in_epoch: u64,
+    global_step: u64,
+    best_val_loss: Option<f64>,
+    epochs_without_improvement: u32,
+    early_stopped: bool,
+    /// Training examples: the data order is a function of the seed, the epoch and this.
+    train_len: usize,
+    vocabulary: Vocabulary,
+}
+
+/// Linear warm-up then inverse-square-root decay: `peak * min(s / w, sqrt(w / s))` at step `s`
+/// (1-based) with `w` warm-up steps; constant `peak` when `w` is 0. It does not depend on the
+/// number of epochs, so a run extended with `--resume` follows the same curve as one started
+/// with more epochs.
+pub fn learning_rate(peak: f64, warmup_steps: u64, step: u64) -> f64 {
+    let s = (step + 1) as f64;
+    if warmup_steps == 0 {
+        return peak;
+    }
+    let w = warmup_steps as f64;
+    peak * (s / w).min((w / s).sqrt())
+}
+
+/// The VAE's KL weight: linear from 0 to `weight` over `anneal_steps`.
+pub fn kl_weight(weight: f64, anneal_steps: u64, step: u64) -> f64 {
+    if anneal_steps == 0 {
+        weight
+    } else {
+        weight * ((step + 1) as f64 / anneal_steps as f64).min(1.0)
+    }
+}
+
+/// Sum of squared gradients of every parameter, as PyTorch's `clip_grad_norm_` computes it.
+struct GradNorm<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradNorm<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let squares = g.powi_scalar(2).sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + squares,
+                None => squares,
+            });
+        }
+    }
+}
+
+struct GradScale<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f64,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GradScale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.scale));
+        }
+    }
+}
+
+/// Global gradient norm; when `max_norm > 0` and the norm exceeds it, every gradient is scaled
+/// by `max_norm / (norm + 1e-6)` (one factor for all parameters, unlike Burn's per-tensor
+/// `GradientClipping::Norm`). Returns the norm before clipping.
+pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    model: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) -> f64 {
+    let mut norm = GradNorm::<B> { grads, total: None };
+    model.visit(&mut norm);
+    let norm = norm
+        .total
+        .map(|t| t.into_scalar().to_f64().sqrt())
+        .unwrap_or(0.0);
+    if max_norm > 0.0 && norm > max_norm {
+        let mut scale = GradScale {
+            grads,
+            scale: max_norm / (norm + 1e-6),
+        };
+        model.visit(&mut scale);
+    }
+    norm
+}
+
+use burn::tensor::cast::ToElement;
+
+/// Gives every parameter an id from its position in the module, the same in every process.
+/// Burn draws random ids, and the optimizer's saved state is keyed by them: without this a
+/// resumed run's AdamW moments would match no parameter and silently start from zero.
+struct StableIds(u64);
+
+impl<B: Backend> ModuleMapper<B> for StableIds {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (_, value, _) = param.consume();
+        self.0 += 1;
+        Param::initialized(ParamId::from(self.0), value)
+    }
+}
+
+/// The weights as safetensors in PyTorch's conventions (linear weights `[out, in]`), so
+/// `safetensors.torch.load_file` gives tensors a PyTorch module of the same shape accepts. One
+/// metadata key only (`format = pt`, as PyTorch's writer): Burn's default metadata is a hash map
+/// whose order changes from run to run, and the same weights should give the same bytes.
+fn model_bytes<B: Backend, M: Module<B>>(model: &M) -> Result<Vec<u8>, TrainError> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .clear_metadata()
+        .metadata("format", "pt")
+        .with_to_adapter(BurnToPyTorchAdapter);
+    model
+        .save_into(&mut store)
+        .map_err(|e| TrainError::Other(format!("cannot serialise the weights: {e}")))?;
+    store
+        .get_bytes()
+        .map_err(|e| TrainError::Other(format!("cannot serialise the weights: {e}")))
+}
+
+fn load_model_bytes<B: Backend, M: Module<B>>(
+    model: &mut M,
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(), TrainError> {
+    let bad = |problem: String| TrainError::BadCheckpoint {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()))
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .validate(true);
+    let applied = model.load_from(&mut store).map_err(|e| {
+        bad(format!(
+            "the weights do not fit this model ({e}); resume with the config the run was started with"
+        ))
+    })?;
+    if !applied.missing.is_empty() || !applied.errors.is_empty() || !applied.unused.is_empty() {
+        return Err(bad(format!(
+            "the weights do not fit this model (missing {:?}, unexpected {:?}, errors {:?}); resume with the config the run was started with",
+            applied.missing, applied.unused, applied.errors
+        )));
+    }
+    Ok(())
+}
+
+/// The data of a run, encoded with its vocabulary.
+struct Data {
+    vocab: Vocabulary,
+    train: Vec<Vec<u32>>,
+    train_smiles: Vec<String>,
+    val: Vec<Vec<u32>>,
+    reference: Vec<String>,
+    reports: Vec<LoadReport>,
+}
+
+fn load_data(config: &ExperimentConfig, vocab: Option<Vocabulary>) -> Result<Data, TrainError> {
+    let d = &config.data;
+    let workers = d.num_workers as usize;
+    let max = d.max_length as usize;
+    let mut train = load_smiles(&d.train_path, &d.smiles_column, max, workers)?;
+    let mut val = load_smiles(&d.val_path, &d.smiles_column, max, workers)?;
+    let vocab =
+        vocab.unwrap_or_else(|| Vocabulary::build(train.smiles.iter().map(String::as_str)).0);
+    let train_ids = encode_all(&vocab, &mut train);
+    let val_ids = encode_all(&vocab, &mut val);
+    let mut reports = vec![train.report.clone(), val.report.clone()];
+    let reference = match &d.test_path {
+        Some(path) => {
+            let test = load_smiles(path, &d.smiles_column, max, workers)?;
+            reports.push(test.report.clone());
+            test.smiles
+        }
+        None => val.smiles.clone(),
+    };
+    Ok(Data {
+        vocab,
+        train: train_ids,
+        train_smiles: train.smiles,
+        val: val_ids,
+        reference,
+        reports,
+    })
+}
+
+/// Mean loss per token (and mean KL per molecule) over `sequences`, without dropout.
+fn evaluate<B: Backend, M: SmilesModel<B>>(
+    model: &M,
+    sequences: &[Vec<u32>],
+    batch_size: usize,
+    kl_beta: f64,
+    device: &B::Device,
+) -> (f64, Option<f64>) {
+    let (mut nll, mut tokens, mut kl, mut molecules) = (0.0, 0usize, 0.0, 0usize);
+    for chunk in sequences.chunks(batch_size) {
+        let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+        let batch = Batch::<B>::new(&refs, Vocabulary::PAD_ID, device);
+        let loss = model.loss(&batch, kl_beta);
+        nll += loss.reconstruction.into_scalar().to_f64() * batch.tokens as f64;
+        tokens += batch.tokens;
+        if let Some(k) = loss.kl {
+            kl += k.into_scalar().to_f64() * batch.size() as f64;
+            molecules += batch.size();
+        }
+    }
+    let recon = nll / tokens.max(1) as f64;
+    let kl = (molecules > 0).then(|| kl / molecules as f64);
+    (recon + kl.unwrap_or(0.0) * kl_beta, kl)
+}
+
+/// Runs (or resumes) the training described by `config` on `device` with the model `build`
+/// makes for a vocabulary size.
+pub(crate) fn run<B, M>(
+    config: &ExperimentConfig,
+    options: &TrainOptions,
+    device: B::Device,
+    device_name: String,
+    build: impl Fn(usize, &B::Device) -> M,
+) -> Result<TrainOutcome, TrainError>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + SmilesModel<B>,
+    M::InnerModule: SmilesModel<B::InnerBackend>,
+{
+    let t = &config.training;
+    let seed = config.seed;
+    let config_toml = config.to_toml_string();
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+
+    // Resume: the last checkpoint of the run directory.
+    let resumed = match &options.resume {
+        Some(run_dir) => {
+            let ckpt_dir = run_dir.join(CHECKPOINTS_DIR);
+            if !ckpt_dir.is_dir() {
+                return Err(TrainError::Resume {
+                    path: run_dir.clone(),
+                    problem: format!(
+                        "it has no {CHECKPOINTS_DIR}/ folder; pass a run directory that `cargo xtask train` created"
+                    ),
+                });
+            }
+            let manager =
+                CheckpointManager::open(&ckpt_dir, t.keep_top_k as usize, RANK_METRIC, Mode::Min)?;
+            let last = manager.load_last()?.ok_or_else(|| TrainError::Resume {
+                path: run_dir.clone(),
+                problem: "it has no checkpoint yet (the run stopped before its first save); start it again".to_owned(),
+            })?;
+            let path = manager.last().map(|e| manager.path(e)).unwrap_or_default();
+            let state: TrainState =
+                serde_json::from_slice(last.payload(STATE_FILE).ok_or_else(|| {
+                    TrainError::BadCheckpoint {
+                        path: path.clone(),
+                        problem: format!("no {STATE_FILE}"),
+                    }
+                })?)
+                .map_err(|e| TrainError::BadCheckpoint {
+                    path: path.clone(),
+                    problem: format!("{STATE_FILE}: {e}"),
+                })?;
+            Some((run_dir.clone(), manager, last, state, path))
+        }
+        None => None,
+    };
+
+    let data = load_data(config, resumed.as_ref().map(|r| r.3.vocabulary.clone()))?;
+    // indicatif hides the bar by itself when stderr is not a terminal.
+    let bar = if options.progress {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    for report in &data.reports {
+        say(&bar, options.progress, report.summary());
+    }
+    let steps_per_epoch = data.train.len().div_ceil(t.batch_size as usize) as u64;
+
+    let mut model = with_backend_seed::<B, _>(&device, Rng::derive(seed, Stream::Init, 0), || {
+        build(data.vocab.len(), &device).map(&mut StableIds(0))
+    });
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(t.weight_decay as f32)
+        .with_epsilon(1e-8)
+        .init::<B, M>();
+    let (run_dir, mut manager, mut state, mut logger) = match resumed {
+        Some((run_dir, manager, last, state, path)) => {
+            if state.train_len != data.train.len() {
+                return Err(TrainError::Resume {
+                    path: run_dir,
+                    problem: format!(
+                        "the checkpoint was trained on {} molecules but {} has {} usable ones now; the data order cannot be restored",
+                        state.train_len,
+                        config.data.train_path.display(),
+                        data.train.len()
+                    ),
+                });
+            }
+            if state.early_stopped {
+                return Err(TrainError::Resume {
+                    path: run_dir,
+                    problem: format!(
+                        "training stopped early after {} epochs (no better validation loss for {} epochs); raise training.patience with --set to go on",
+                        state.epoch, state.epochs_without_improvement
+                    ),
+                });
+            }
+            if state.epoch >= t.epochs as u64 {
+                return Err(TrainError::Resume {
+                    path: run_dir,
+                    problem: format!(
+                        "all {} epochs are done; raise training.epochs with --set to train longer",
+                        state.epoch
+                    ),
+                });
+            }
+            let weights = last
+                .payload(MODEL_FILE)
+                .ok_or_else(|| TrainError::BadCheckpoint {
+                    path: path.clone(),
+                    problem: format!("no {MODEL_FILE}"),
+                })?;
+            load_model_bytes(&mut model, weights, &path)?;
+            let optim_bytes =
+                last.payload(OPTIMIZER_FILE)
+                    .ok_or_else(|| TrainError::BadCheckpoint {
+                        path: path.clone(),
+                        problem: format!("no {OPTIMIZER_FILE}"),
+                    })?;
+            let record = recorder.load(optim_bytes.to_vec(), &device).map_err(|e| {
+                TrainError::BadCheckpoint {
+                    path: path.clone(),
+                    problem: format!("{OPTIMIZER_FILE}: {e}"),
+                }
+            })?;
+            optim = optim.load_record(record);
+            let logger = ExperimentLogger::resume(&run_dir, state.global_step as i64)?;
+            say(
+                &bar,
+                options.progress,
+                format!(
+                    "resuming {} at epoch {}, step {} (from {})",
+                    run_dir.display(),
+                    state.epoch + 1,
+                    state.global_step,
+                    path.display()
+                ),
+            );
+            (run_dir, manager, state, logger)
+        }
+        None => {
+            let logger = ExperimentLogger::create(&config.output_dir, &config.name, &config_toml)?;
+            let run_dir = logger.run_dir().to_path_buf();
+            let manager = CheckpointManager::open(
+                run_dir.join(CHECKPOINTS_DIR),
+                t.keep_top_k as usize,
+                RANK_METRIC,
+                Mode::Min,
+            )?;
+            let state = TrainState {
+                epoch: 0,
+                batch_in_epoch: 0,
+                global_step: 0,
+                best_val_loss: None,
+                epochs_without_improvement: 0,
+                early_stopped: false,
+                train_len: data.train.len(),
+                vocabulary: data.vocab.clone(),
+            };
+            (run_dir, manager, state, logger)
+        }
+    };
+
+    let mut timing = Timing::default();
+    let train_canonical: HashSet<String> = {
+        let refs: Vec<&str> = data.train_smiles.iter().map(String::as_str).collect();
+        pool(config.data.num_workers.max(1) as usize)?.install(|| xp_chem::canonical_set(&refs))
+    };
+    let total_steps = steps_per_epoch * t.epochs as u64;
+    bar.set_length(total_steps);
+    bar.set_position(state.global_step);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    say(
+        &bar,
+        options.progress,
+        format!(
+            "training {} ({}) on {device_name}: {} molecules, {} steps per epoch; logs in {}",
+            config.name,
+            config.model.model_type,
+            data.train.len(),
+            steps_per_epoch,
+            run_dir.display()
+        ),
+    );
+
+    let save = |manager: &mut CheckpointManager,
+                model: &M,
+                optim_record: Vec<u8>,
+                state: &TrainState,
+                metrics: &[(&str, f64)]|
+     -> Result<PathBuf, TrainError> {
+        let mut ckpt = Checkpoint::new(state.epoch, state.global_step)
+            .with_payload(MODEL_FILE, model_bytes(model)?)
+            .with_payload(OPTIMIZER_FILE, optim_record)
+            .with_payload(
+                STATE_FILE,
+                serde_json::to_vec_pretty(state).expect("state serialises"),
+            )
+            .with_config(&config_toml);
+        for (name, value) in metrics {
+            ckpt = ckpt.with_metric(name, *value);
+        }
+        let saved = manager.save(&ckpt)?;
+        for warning in saved.warnings.iter().filter(|w| !w.contains("is NaN")) {
+            say(&bar, options.progress, format!("warning: {warning}"));
+        }
+        Ok(saved.path)
+    };
+
+    let mut finish = Finish::Completed;
+    let mut last_checkpoint = None;
+    'epochs: while state.epoch < t.epochs as u64 {
+        let epoch = state.epoch;
+        bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
+        let order = epoch_order(seed, epoch, data.train.len());
+        let epoch_started = Instant::now();
+        let (mut epoch_loss, mut epoch_batches, mut epoch_tokens) = (0.0, 0u64, 0u64);
+        let batches: Vec<&[usize]> = order.chunks(t.batch_size as usize).collect();
+        for (b, indices) in batches
+            .iter()
+            .enumerate()
+            .skip(state.batch_in_epoch as usize)
+        {
+            if options.stop_at_step == Some(state.global_step) {
+                options.stop.store(true, Ordering::SeqCst);
+            }
+            if options.stop.load(Ordering::SeqCst) {
+                state.batch_in_epoch = b as u64;
+                let started = Instant::now();
+                // At an epoch's start the checkpoint of the epoch before holds this very state.
+                let saved = manager
+                    .last()
+                    .filter(|e| e.epoch == state.epoch && e.global_step == state.global_step)
+                    .map(|e| manager.path(e));
+                let path = match saved {
+                    Some(path) => path,
+                    None => {
+                        let record = recorder.record(optim.to_record(), ()).map_err(|e| {
+                            TrainError::Other(format!("cannot serialise the optimizer: {e}"))
+                        })?;
+                        save(
+                            &mut manager,
+                            &model,
+                            record,
+                            &state,
+                            &[(RANK_METRIC, f64::NAN)],
+                        )?
+                    }
+                };
+                timing.checkpointing += started.elapsed();
+                say(
+                    &bar,
+                    options.progress,
+                    format!(
+                        "stopped at step {} (epoch {}, batch {b}); saved {}; go on with --resume {}",
+                        state.global_step,
+                        epoch + 1,
+                        path.display(),
+                        run_dir.display()
+                    ),
+                );
+                last_checkpoint = Some(path);
+                finish = Finish::Interrupted;
+                break 'epochs;
+            }
+            let step = state.global_step;
+            let started = Instant::now();
+            let refs: Vec<&[u32]> = indices.iter().map(|&i| data.train[i].as_slice()).collect();
+            let batch = Batch::<B>::new(&refs, Vocabulary::PAD_ID, &device);
+            let after_batch = Instant::now();
+            let beta = kl_weight(config.model.kl_weight, config.model.kl_anneal_steps, step);
+            let loss =
+                with_backend_seed::<B, _>(&device, Rng::derive(seed, Stream::Step, step), || {
+                    model.loss(&batch, beta)
+                });
+            let loss_value = loss.total.clone().into_scalar().to_f64();
+            let after_forward = Instant::now();
+            if !loss_value.is_finite() {
+                return Err(TrainError::Diverged {
+                    step,
+                    value: loss_value,
+                });
+            }
+            let mut grads = GradientsParams::from_grads(loss.total.backward(), &model);
+            let after_backward = Instant::now();
+            let grad_norm = clip_global_norm::<B, M>(&model, &mut grads, t.gradient_clip);
+            let lr = learning_rate(t.learning_rate, t.warmup_steps, step);
+            model = optim.step(lr, model, grads);
+            let after_optim = Instant::now();
+            timing.batching += after_batch - started;
+            timing.forward += after_forward - after_batch;
+            timing.backward += after_backward - after_forward;
+            timing.optimizer += after_optim - after_backward;
+            timing.steps += 1;
+            timing.tokens += batch.tokens as u64;
+
+            logger.set_step(step as i64);
+            let mut scalars = vec![
+                ("train/loss", loss_value),
+                ("train/learning_rate", lr),
+                ("train/grad_norm", grad_norm),
+            ];
+            if let Some(kl) = loss.kl {
+                scalars.push(("train/kl", kl.into_scalar().to_f64()));
+                scalars.push(("train/kl_weight", beta));
+            }
+            logger.log_scalars(&scalars)?;
+            state.global_step += 1;
+            epoch_loss += loss_value;
+            epoch_batches += 1;
+            epoch_tokens += batch.tokens as u64;
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {loss_value:.3} {:.0} tok/s",
+                epoch_tokens as f64 / epoch_started.elapsed().as_secs_f64()
+            ));
+            timing.logging += after_optim.elapsed();
+        }
+        let train_seconds = epoch_started.elapsed().as_secs_f64();
+
+        // Validation, samples, checkpoint.
+        let started = Instant::now();
+        let valid = model.valid();
+        let inner_device = device.clone();
+        let beta = kl_weight(
+            config.model.kl_weight,
+            config.model.kl_anneal_steps,
+            state.global_step,
+        );
+        let (val_loss, val_kl) = with_backend_seed::<B::InnerBackend, _>(
+            &inner_device,
+            Rng::derive(seed, Stream::Validation, epoch),
+            || {
+                evaluate::<B::InnerBackend, _>(
+                    &valid,
+                    &data.val,
+                    t.batch_size as usize,
+                    beta,
+                    &inner_device,
+                )
+            },
+        );
+        timing.validation += started.elapsed();
+
+        let started = Instant::now();
+        let sample_seed = Rng::derive(seed, Stream::Sampling, epoch);
+        let sampled = with_backend_seed::<B::InnerBackend, _>(&inner_device, sample_seed, || {
+            sample(
+                &valid,
+                &data.vocab,
+                t.sample_size as usize,
+                config.data.max_length as usize,
+                t.temperature,
+                &mut Rng::new(sample_seed),
+                &inner_device,
+            )
+        });
+        let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
+        let scores = xp_chem::generation_metrics(&refs, Some(&train_canonical), None);
+        timing.sampling += started.elapsed();
+
+        let started = Instant::now();
+        let step = state.global_step as i64;
+        logger.set_step(step);
+        let mut scalars = vec![
+            ("val/loss", val_loss),
+            ("train/epoch_loss", epoch_loss / epoch_batches.max(1) as f64),
+            (
+                "perf/tokens_per_second",
+                epoch_tokens as f64 / train_seconds.max(1e-9),
+            ),
+            ("samples/validity", scores.validity),
+        ];
+        if let Some(kl) = val_kl {
+            scalars.push(("val/kl", kl));
+        }
+        if let Some(u) = scores.unique_at_1k {
+            scalars.push(("samples/uniqueness", u));
+        }
+        if let Some(n) = scores.novelty {
+            scalars.push(("samples/novelty", n));
+        }
+        logger.log_scalars(&scalars)?;
+        log_weights(&mut logger, &valid)?;
+        log_samples(&mut logger, &sampled)?;
+        logger.flush()?;
+        timing.logging += started.elapsed();
+
+        let improved = state.best_val_loss.is_none_or(|best| val_loss < best);
+        if improved {
+            state.best_val_loss = Some(val_loss);
+            state.epochs_without_improvement = 0;
+        } else {
+            state.epochs_without_improvement += 1;
+        }
+        state.epoch += 1;
+        state.batch_in_epoch = 0;
+        if state.epochs_without_improvement >= t.patience {
+            state.early_stopped = true;
+        }
+        let started = Instant::now();
+        let record = recorder
+            .record(optim.to_record(), ())
+            .map_err(|e| TrainError::Other(format!("cannot serialise the optimizer: {e}")))?;
+        let path = save(
+            &mut manager,
+            &model,
+            record,
+            &state,
+            &[
+                (RANK_METRIC, val_loss),
+                ("train_loss", epoch_loss / epoch_batches.max(1) as f64),
+                ("validity", scores.validity),
+            ],
+        )?;
+        last_checkpoint = Some(path);
+        timing.checkpointing += started.elapsed();
+        say(
+            &bar,
+            options.progress,
+            format!(
+                "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, validity {:.1}%, {:.0} tokens/s{}",
+                epoch + 1,
+                t.epochs,
+                epoch_loss / epoch_batches.max(1) as f64,
+                scores.validity * 100.0,
+                epoch_tokens as f64 / train_seconds.max(1e-9),
+                if improved { " (best)" } else { "" }
+            ),
+        );
+        if state.early_stopped {
+            say(
+                &bar,
+                options.progress,
+                format!(
+                    "stopping early: no better validation loss for {} epochs",
+                    t.patience
+                ),
+            );
+            finish = Finish::EarlyStopped;
+            break;
+        }
+    }
+    bar.finish_and_clear();
+
+    let best_checkpoint = manager.best().map(|e| manager.path(e));
+    let mut outcome = TrainOutcome {
+        run_dir: run_dir.clone(),
+        device: device_name,
+        finish,
+        epochs_completed: state.epoch,
+        global_step: state.global_step,
+        best_val_loss: state.best_val_loss,
+        best_checkpoint: best_checkpoint.clone(),
+        last_checkpoint,
+        metrics: None,
+        results_file: None,
+        data: data.reports.clone(),
+        timing,
+    };
+    if finish == Finish::Interrupted {
+        logger.close()?;
+        return Ok(outcome);
+    }
+
+    // Final metrics from the best checkpoint, hparams, and the results record.
+    let mut best = model.valid();
+    if let Some(path) = &best_checkpoint {
+        let ckpt = Checkpoint::load(path)?;
+        let weights = ckpt
+            .payload(MODEL_FILE)
+            .ok_or_else(|| TrainError::BadCheckpoint {
+                path: path.clone(),
+                problem: format!("no {MODEL_FILE}"),
+            })?;
+        load_model_bytes(&mut best, weights, path)?;
+    }
+    let inner_device = device.clone();
+    let sample_seed = Rng::derive(seed, Stream::Sampling, u64::MAX);
+    let sampled = with_backend_seed::<B::InnerBackend, _>(&inner_device, sample_seed, || {
+        sample(
+            &best,
+            &data.vocab,
+            t.sample_size as usize,
+            config.data.max_length as usize,
+            t.temperature,
+            &mut Rng::new(sample_seed),
+            &inner_device,
+        )
+    });
+    let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
+    let reference: Vec<&str> = data.reference.iter().map(String::as_str).collect();
+    let reference_fps = xp_chem::fingerprints(&reference);
+    let metrics = xp_chem::generation_metrics(&refs, Some(&train_canonical), Some(&reference_fps));
+    let metric_pairs = metric_pairs(state.best_val_loss, &metrics);
+    let hparams = flatten_config(config);
+    let metric_refs: Vec<(&str, f64)> =
+        metric_pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    logger.log_hparams(&hparams, &metric_refs)?;
+    let samples_path = run_dir.join("samples.txt");
+    std::fs::write(&samples_path, sampled.join("\n") + "\n")
+        .map_err(|e| TrainError::Other(format!("cannot write {}: {e}", samples_path.display())))?;
+    logger.close()?;
+
+    let tracker = ResultsTracker::open(&config.output_dir);
+    let config_json = serde_json::to_value(config).expect("configs serialise");
+    let best_str = best_checkpoint
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let run_str = run_dir.display().to_string();
+    let samples_str = samples_path.display().to_string();
+    tracker.log_result(
+        &config.name,
+        &config_json,
+        metric_refs.iter().copied(),
+        [
+            ("best_checkpoint", best_str.as_str()),
+            ("run_dir", run_str.as_str()),
+            ("samples", samples_str.as_str()),
+        ],
+    )?;
+    outcome.metrics = Some(metrics);
+    outcome.results_file = Some(tracker.path().to_path_buf());
+    Ok(outcome)
+}
+
+/// A line above the progress bar, or on stderr when there is no bar (not a terminal).
+fn say(bar: &ProgressBar, on: bool, line: impl AsRef<str>) {
+    if !on {
+    } else if bar.is_hidden() {
+        eprintln!("{}", line.as_ref());
+    } else {
+        bar.println(line);
+    }
+}
+
+/// The numbers of a finished run, as named in hparams and in the results log.
+fn metric_pairs(best_val_loss: Option<f64>, m: &GenerationMetrics) -> Vec<(String, f64)> {
+    let mut out = vec![("validity".to_owned(), m.validity)];
+    if let Some(v) = best_val_loss {
+        out.insert(0, ("best_val_loss".to_owned(), v));
+    }
+    for (name, value) in [
+        ("unique_at_1k", m.unique_at_1k),
+        ("unique_at_10k", m.unique_at_10k),
+        ("novelty", m.novelty),
+        ("int_div1", m.int_div1),
+        ("int_div2", m.int_div2),
+        ("snn", m.snn),
+    ] {
+        if let Some(v) = value {
+            out.push((name.to_owned(), v));
+        }
+    }
+    out
+}
+
+/// The config as dotted keys, for TensorBoard's HParams tab.
+fn flatten_config(config: &ExperimentConfig) -> Vec<(String, HParam)> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, HParam)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            serde_json::Value::Number(n) => out.push((
+                prefix.to_owned(),
+                HParam::Number(n.as_f64().unwrap_or(f64::NAN)),
+            )),
+            serde_json::Value::Bool(b) => out.push((prefix.to_owned(), HParam::Bool(*b))),
+            serde_json::Value::String(s) => out.push((prefix.to_owned(), HParam::Text(s.clone()))),
+            serde_json::Value::Null => {}
+            serde_json::Value::Array(_) => {
+                out.push((prefix.to_owned(), HParam::Text(value.to_string())))
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        "",
+        &serde_json::to_value(config).expect("configs serialise"),
+        &mut out,
+    );
+    out
+}
+
+/// One histogram per parameter tensor, named as in the safetensors file.
+fn log_weights<B: Backend, M: Module<B>>(
+    logger: &mut ExperimentLogger,
+    model: &M,
+) -> Result<(), TrainError> {
+    for snapshot in model.collect(None, None, false) {
+        let name = snapshot.full_path();
+        let data = snapshot
+            .to_data()
+            .map_err(|e| TrainError::Other(format!("cannot read weights {name}: {e:?}")))?;
+        let values: Vec<f32> = data
+            .convert::<f32>()
+            .into_vec()
+            .map_err(|e| TrainError::Other(format!("cannot read weights {name}: {e:?}")))?;
+        logger.log_histogram(&format!("weights/{name}"), &values)?;
+    }
+    Ok(())
+}
+
+/// The samples' grid image (the first 16, invalid skipped, as the seed's `log_molecules`) and
+/// their SMILES as text.
+fn log_samples(logger: &mut ExperimentLogger, sampled: &[String]) -> Result<(), TrainError> {
+    let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
+    if let Ok(grid) = xp_chem::grid_image(&refs, Some(&refs), &GridOptions::default()) {
+        logger.log_image(
+            "samples/molecules",
+            &Image {
+                height: grid.height,
+                width: grid.width,
+                channels: 4,
+                data: grid.rgba,
+            },
+        )?;
+    }
+    let listed: Vec<String> = sampled
+        .iter()
+        .take(64)
+        .map(|s| {
+            let mark = if xp_chem::is_valid(s) {
+                ""
+            } else {
+                " (invalid)"
+            };
+            format!("- `{}`{mark}", if s.is_empty() { "(empty)" } else { s })
+        })
+        .collect();
+    logger.log_text("samples/smiles", &listed.join("\n"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_and_ignores_epochs() {
+        assert_eq!(learning_rate(1e-3, 0, 5), 1e-3);
+        assert!((learning_rate(1e-3, 100, 0) - 1e-5).abs() < 1e-12);
+        assert!((learning_rate(1e-3, 100, 99) - 1e-3).abs() < 1e-12);
+        assert!((learning_rate(1e-3, 100, 399) - 0.5e-3).abs() < 1e-12);
+        assert!(learning_rate(1e-3, 100, 1000) < learning_rate(1e-3, 100, 500));
+    }
+
+    #[test]
+    fn clipping_scales_every_gradient_by_one_global_factor() {
+        use burn::backend::{Autodiff, Flex};
+        use burn::nn::{Linear, LinearConfig};
+        type B = Autodiff<Flex>;
+        let device = Default::default();
+        let model: Linear<B> = LinearConfig::new(3, 2).init(&device);
+        let x = Tensor::<B, 2>::from_floats([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]], &device);
+        let grads_of = |model: &Linear<B>| {
+            let loss = model.forward(x.clone()).powi_scalar(2).sum();
+            GradientsParams::from_grads(loss.backward(), model)
+        };
+        let flat = |g: &GradientsParams, id| -> Vec<f32> {
+            let t: Option<Tensor<Flex, 2>> = g.get(id);
+            match t {
+                Some(t) => t.into_data().to_vec().unwrap(),
+                None => g.get::<Flex, 1>(id).unwrap().into_data().to_vec().unwrap(),
+            }
+        };
+        let weight_id = model.weight.id;
+        let bias_id = model.bias.as_ref().unwrap().id;
+        let before = grads_of(&model);
+        let (w0, b0) = (flat(&before, weight_id), flat(&before, bias_id));
+        let expected: f64 = w0
+            .iter()
+            .chain(&b0)
+            .map(|v| (*v as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        // Below the limit: nothing changes.
+        let mut grads = grads_of(&model);
+        let norm = clip_global_norm::<B, _>(&model, &mut grads, expected * 2.0);
+        assert!((norm - expected).abs() < 1e-4 * expected);
+        assert_eq!(flat(&grads, weight_id), w0);
+        // Above it: both tensors scaled by the same factor, to the limit.
+        let mut grads = grads_of(&model);
+        clip_global_norm::<B, _>(&model, &mut grads, expected / 4.0);
+        let factor = (expected / 4.0) / (expected + 1e-6);
+        for (after, before) in flat(&grads, weight_id)
+            .iter()
+            .zip(&w0)
+            .chain(flat(&grads, bias_id).iter().zip(&b0))
+        {
+            assert!(
+                (*after as f64 - *before as f64 * factor).abs() < 1e-5,
+                "{after} vs {before}"
+            );
+        }
+        // 0 disables clipping.
+        let mut grads = grads_of(&model);
+        clip_global_norm::<B, _>(&model, &mut grads, 0.0);
+        assert_eq!(flat(&grads, bias_id), b0);
+    }
+
+    #[test]
+    fn kl_weight_anneals_linearly() {
+        assert_eq!(kl_weight(0.5, 0, 0), 0.5);
+        assert!((kl_weight(0.5, 100, 49) - 0.25).abs() < 1e-12);
+        assert_eq!(kl_weight(0.5, 100, 1000), 0.5);
+    }
+}

@@ -1,0 +1,314 @@
+//! Whole training runs on tiny data: exact resume (4 epochs == 2 + 2, and an interrupted epoch
+//! resumed mid-way), what a run leaves behind, and clear errors for bad data and devices.
+
+use std::path::{Path, PathBuf};
+
+use xp_ckpt::Checkpoint;
+use xp_config::{ExperimentConfig, create_config};
+use xp_train::{Finish, MODEL_FILE, TrainError, TrainOptions, TrainOutcome, train};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/data")
+}
+
+/// The first `n` data rows of a fixture file, written into `dir`.
+fn head(file: &str, n: usize, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(fixtures().join(file)).unwrap();
+    let out = dir.join(file);
+    let lines: Vec<&str> = text.lines().take(n + 1).collect();
+    std::fs::write(&out, lines.join("\n") + "\n").unwrap();
+    out
+}
+
+fn tiny_config(dir: &Path, model: &str, extra: &[&str]) -> ExperimentConfig {
+    let train = head("train.csv", 96, dir);
+    let val = head("val.csv", 24, dir);
+    let mut sets = vec![
+        format!("model.model_type={model}"),
+        format!("data.train_path={}", train.display()),
+        format!("data.val_path={}", val.display()),
+        format!("output_dir={}", dir.join("results").display()),
+        "device=cpu".to_owned(),
+        "model.hidden_dim=32".to_owned(),
+        "model.latent_dim=8".to_owned(),
+        "model.num_layers=2".to_owned(),
+        "model.dropout=0.2".to_owned(),
+        "training.batch_size=32".to_owned(),
+        "training.warmup_steps=3".to_owned(),
+        "training.sample_size=16".to_owned(),
+        "data.max_length=60".to_owned(),
+        "data.num_workers=2".to_owned(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let mut config = create_config(None, &sets).unwrap();
+    config.data.test_path = None;
+    config
+}
+
+fn last_weights(outcome: &TrainOutcome) -> Vec<u8> {
+    let path = outcome.last_checkpoint.as_ref().expect("a last checkpoint");
+    Checkpoint::load(path)
+        .unwrap()
+        .payload(MODEL_FILE)
+        .unwrap()
+        .to_vec()
+}
+
+fn quiet() -> TrainOptions {
+    TrainOptions::default()
+}
+
+#[test]
+fn four_epochs_equal_two_then_two_more_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = train(
+        &tiny_config(dir.path(), "autoregressive", &["training.epochs=4"]),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(straight.finish, Finish::Completed);
+    assert_eq!((straight.epochs_completed, straight.global_step), (4, 12));
+
+    let first = train(
+        &tiny_config(dir.path(), "autoregressive", &["training.epochs=2"]),
+        &quiet(),
+    )
+    .unwrap();
+    assert_eq!(first.epochs_completed, 2);
+    let mut more = ExperimentConfig::load(first.run_dir.join("config.toml")).unwrap();
+    more.apply_override("training.epochs=4").unwrap();
+    let resumed = train(
+        &more,
+        &TrainOptions {
+            resume: Some(first.run_dir.clone()),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.run_dir, first.run_dir);
+    assert_eq!((resumed.epochs_completed, resumed.global_step), (4, 12));
+    assert!(
+        last_weights(&straight) == last_weights(&resumed),
+        "the resumed run must end with bit-identical weights"
+    );
+    assert_eq!(straight.best_val_loss, resumed.best_val_loss);
+    // A different seed trains differently (the comparison above can fail).
+    let other = train(
+        &tiny_config(
+            dir.path(),
+            "autoregressive",
+            &["training.epochs=1", "seed=7"],
+        ),
+        &quiet(),
+    )
+    .unwrap();
+    let same = train(
+        &tiny_config(dir.path(), "autoregressive", &["training.epochs=1"]),
+        &quiet(),
+    )
+    .unwrap();
+    assert_ne!(last_weights(&other), last_weights(&same));
+}
+
+#[test]
+fn an_interrupted_vae_run_resumes_mid_epoch_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(dir.path(), "vae", &["training.epochs=2"]);
+    let straight = train(&config, &quiet()).unwrap();
+
+    let stopped = train(
+        &config,
+        &TrainOptions {
+            stop_at_step: Some(4),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(stopped.finish, Finish::Interrupted);
+    assert_eq!(stopped.global_step, 4);
+    assert!(stopped.metrics.is_none() && stopped.results_file.is_none());
+    let resumed = train(
+        &config,
+        &TrainOptions {
+            resume: Some(stopped.run_dir.clone()),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.finish, Finish::Completed);
+    assert!(last_weights(&straight) == last_weights(&resumed));
+    assert_eq!(straight.best_val_loss, resumed.best_val_loss);
+
+    // Nothing left to do: a clear error, not a silent rerun.
+    let err = train(
+        &config,
+        &TrainOptions {
+            resume: Some(resumed.run_dir.clone()),
+            ..quiet()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("raise training.epochs"), "{err}");
+}
+
+#[test]
+fn a_run_leaves_logs_checkpoints_samples_and_a_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(
+        dir.path(),
+        "autoregressive",
+        &["training.epochs=2", "training.keep_top_k=1"],
+    );
+    let outcome = train(&config, &quiet()).unwrap();
+    let run = &outcome.run_dir;
+    assert!(run.join("config.toml").is_file());
+    assert!(run.join("samples.txt").is_file());
+    let events = std::fs::read_dir(run)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents")
+        })
+        .count();
+    assert_eq!(events, 1);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    for tag in [
+        "train/loss",
+        "train/learning_rate",
+        "train/grad_norm",
+        "val/loss",
+        "samples/validity",
+        "perf/tokens_per_second",
+    ] {
+        assert!(
+            metrics.contains(&format!("\"tag\":\"{tag}\"")),
+            "{tag} missing"
+        );
+    }
+    // Weights as safetensors, with the names a PyTorch user will see.
+    let best = outcome.best_checkpoint.clone().unwrap();
+    let weights = Checkpoint::load(&best).unwrap();
+    let bytes = weights.payload(MODEL_FILE).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    assert_eq!(
+        header["lstm.layers.0.weight_ih"]["shape"],
+        serde_json::json!([128, 32])
+    );
+    assert_eq!(header["lstm.layers.1.weight_hh"]["dtype"], "F32");
+    // Linear weights in PyTorch's [out, in] layout.
+    let vocab = header["embedding.weight"]["shape"][0].as_u64().unwrap();
+    assert_eq!(
+        header["head.weight"]["shape"],
+        serde_json::json!([vocab, 32])
+    );
+    // Top-1 plus the last.
+    let kept = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("epoch")
+        })
+        .count();
+    assert!((1..=2).contains(&kept), "{kept} checkpoints kept");
+    // One result, with the generation metrics and the artifacts.
+    let results = std::fs::read_to_string(outcome.results_file.unwrap()).unwrap();
+    assert_eq!(results.lines().count(), 1);
+    let record: serde_json::Value = serde_json::from_str(results.trim()).unwrap();
+    assert_eq!(record["experiment_name"], config.name);
+    assert!(record["metrics"]["best_val_loss"].as_f64().unwrap() > 0.0);
+    assert!(record["metrics"]["validity"].as_f64().is_some());
+    assert_eq!(
+        record["artifacts"]["best_checkpoint"],
+        best.display().to_string()
+    );
+    assert_eq!(record["config"]["model"]["hidden_dim"], 32);
+}
+
+#[test]
+fn bad_data_is_reported_with_file_and_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(dir.path(), "autoregressive", &["training.epochs=1"]);
+
+    // Invalid and too-long rows are skipped and counted, with line numbers; the column
+    // name matches whatever its case.
+    let messy = dir.path().join("messy.csv");
+    let long = "C".repeat(80);
+    std::fs::write(
+        &messy,
+        format!("id,SMILES\n1,CCO\n2,C1CC\n3,{long}\n4,c1ccccc1\n5,\n6,CC(=O)O\n"),
+    )
+    .unwrap();
+    let loaded = xp_train::load_smiles(&messy, "smiles", 60, 0).unwrap();
+    assert_eq!(loaded.smiles, ["CCO", "c1ccccc1", "CC(=O)O"]);
+    let report = &loaded.report;
+    assert_eq!(
+        (report.rows, report.kept, report.invalid, report.too_long),
+        (6, 3, 2, 1)
+    );
+    assert_eq!(report.column, "SMILES");
+    let lines: Vec<u64> = report.first_skipped.iter().map(|s| s.line).collect();
+    assert_eq!(lines, [3, 4, 6]);
+    assert!(
+        report.summary().contains("line 4: 81 tokens"),
+        "{}",
+        report.summary()
+    );
+
+    let cases: [(&str, &str); 3] = [
+        ("", "the file is empty"),
+        (
+            "name,formula\na,b\n",
+            "no column `smiles` (the header has: name, formula)",
+        ),
+        ("smiles\nxyz\nC1CC\n", "no usable rows"),
+    ];
+    for (text, expected) in cases {
+        let path = dir.path().join("bad.csv");
+        std::fs::write(&path, text).unwrap();
+        config.data.train_path = path.clone();
+        let err = train(&config, &quiet()).unwrap_err();
+        assert!(matches!(err, TrainError::Data { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&path.display().to_string()) && shown.contains(expected),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn unavailable_models_and_devices_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["diffusion", "gnn"] {
+        let err = train(&tiny_config(dir.path(), model, &[]), &quiet()).unwrap_err();
+        assert!(
+            err.to_string().contains("not available yet"),
+            "{model}: {err}"
+        );
+    }
+    if !cfg!(feature = "cuda") {
+        let err = train(&tiny_config(dir.path(), "vae", &["device=cuda"]), &quiet()).unwrap_err();
+        assert!(matches!(err, TrainError::Device(_)), "{err}");
+        assert!(
+            err.to_string().contains("use device = \"auto\" or \"cpu\""),
+            "{err}"
+        );
+    }
+
+    let err = train(
+        &tiny_config(dir.path(), "vae", &[]),
+        &TrainOptions {
+            resume: Some(dir.path().to_path_buf()),
+            ..quiet()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no checkpoints/ folder"), "{err}");
+}

@@ -1,0 +1,103 @@
+"""Oracle check for xp-train: short runs of both models, read back with the official tools.
+TensorBoard's EventAccumulator must see every summary kind (scalars, weight histograms, the
+molecule grid image, the sample text, the hparams row); Python `safetensors` must load the
+weights with PyTorch's names and shapes; pandas must read results.jsonl and metrics.jsonl.
+Usage: check_train.py OUTPUT_DIR HIDDEN LATENT LAYERS"""
+
+import glob
+import io
+import json
+import os
+import sys
+
+import pandas as pd
+from PIL import Image
+from safetensors.numpy import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+
+
+def load(path):
+    acc = EventAccumulator(path, size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+out, hidden, latent, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+results = pd.read_json(os.path.join(out, "results.jsonl"), lines=True)
+check(sorted(results["config"].map(lambda c: c["model"]["model_type"])) == ["autoregressive", "vae"],
+      f"results.jsonl rows: {results['experiment_name'].tolist()}")
+
+for _, row in results.iterrows():
+    model = row["config"]["model"]["model_type"]
+    run = row["artifacts"]["run_dir"]
+    for key in ["best_val_loss", "validity", "int_div1"]:
+        check(key in row["metrics"] and row["metrics"][key] == row["metrics"][key], f"{model}: metric {key}")
+
+    acc = load(run)
+    tags = acc.Tags()
+    for tag in ["train/loss", "train/learning_rate", "train/grad_norm", "val/loss", "samples/validity",
+                "perf/tokens_per_second"]:
+        check(tag in tags["scalars"], f"{model}: scalar {tag} missing ({tags['scalars']})")
+    check(len(acc.Scalars("val/loss")) == row["config"]["training"]["epochs"], f"{model}: one val/loss per epoch")
+    steps = [e.step for e in acc.Scalars("train/loss")]
+    check(steps == list(range(len(steps))) and len(steps) > 0, f"{model}: train/loss steps {steps[:5]}...")
+    hist = [t for t in tags["histograms"] if t.startswith("weights/")]
+    check(any("lstm.layers.0.weight_ih" in t or "decoder.layers.0.weight_ih" in t for t in hist),
+          f"{model}: weight histograms {hist}")
+    for t in hist[:3]:
+        h = acc.Histograms(t)[-1].histogram_value
+        check(h.num > 0 and sum(h.bucket) == h.num, f"{model}: histogram {t} counts")
+    if "samples/molecules" in tags["images"]:
+        img = acc.Images("samples/molecules")[-1]
+        pic = Image.open(io.BytesIO(img.encoded_image_string))
+        check(pic.size == (img.width, img.height) and img.width % 200 == 0 and img.height % 200 == 0,
+              f"{model}: grid image size {pic.size}")
+    else:
+        # A barely trained model may not write one valid molecule; then there is no grid.
+        valid = [e.value for e in acc.Scalars("samples/validity")]
+        check(max(valid) == 0.0, f"{model}: no grid image although validity was {valid}")
+    text = acc.Tensors("samples/smiles/text_summary")
+    check(len(text) == row["config"]["training"]["epochs"] and text[0].tensor_proto.string_val[0].decode().startswith("- `"),
+          f"{model}: samples text")
+
+    hp = load(os.path.join(run, "hparams"))
+    content = hp.PluginTagToContent("hparams")
+    ssi = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    check(ssi.hparams["model.model_type"].string_value == model, f"{model}: hparams model_type")
+    check(ssi.hparams["model.hidden_dim"].number_value == hidden, f"{model}: hparams hidden_dim")
+    check(abs(hp.Scalars("hparam/best_val_loss")[0].value - row["metrics"]["best_val_loss"]) < 1e-5,
+          f"{model}: hparams metric")
+
+    metrics = pd.read_json(os.path.join(run, "metrics.jsonl"), lines=True)
+    check(set(metrics.columns) == {"step", "tag", "value", "wall_time"}, f"{model}: metrics.jsonl columns")
+    loss = metrics[metrics.tag == "train/loss"]
+    check(len(loss) == len(steps) and abs(loss.value.iloc[-1] - acc.Scalars("train/loss")[-1].value) < 1e-3 * abs(loss.value.iloc[-1]),
+          f"{model}: metrics.jsonl mirrors TensorBoard")
+
+    weights = load_file(os.path.join(row["artifacts"]["best_checkpoint"], "model.safetensors"))
+    vocab = weights["embedding.weight"].shape[0]
+    prefix = "lstm" if model == "autoregressive" else "decoder"
+    check(weights["embedding.weight"].shape == (vocab, hidden), f"{model}: embedding shape")
+    decoder_in = hidden if model == "autoregressive" else hidden + latent
+    check(weights[f"{prefix}.layers.0.weight_ih"].shape == (4 * hidden, decoder_in), f"{model}: weight_ih shape")
+    check(weights[f"{prefix}.layers.{layers - 1}.weight_hh"].shape == (4 * hidden, hidden), f"{model}: weight_hh shape")
+    check(weights["head.weight"].shape == (vocab, hidden), f"{model}: head.weight is PyTorch's [out, in]")
+    check(weights["head.bias"].shape == (vocab,), f"{model}: head.bias")
+    if model == "vae":
+        check(weights["to_mean.weight"].shape == (latent, hidden), "vae: to_mean shape")
+    check(all(str(w.dtype) == "float32" for w in weights.values()), f"{model}: dtypes")
+
+if failures:
+    print("xp-train oracle: FAILED")
+    for f in failures:
+        print("  -", f)
+    sys.exit(1)
+print(f"xp-train oracle: OK ({len(results)} runs: TensorBoard summaries of every kind, safetensors names and shapes, pandas)")
