@@ -19,6 +19,9 @@ pub struct LstmLayer<B: Backend> {
     pub bias_hh: Param<Tensor<B, 1>>,
 }
 
+/// One layer's `(hidden, cell)` state, each `[B, H]`.
+type LayerState<B> = (Tensor<B, 2>, Tensor<B, 2>);
+
 /// Hidden and cell state of every layer, each `[batch, hidden]`.
 #[derive(Debug, Clone)]
 pub struct LstmState<B: Backend> {
@@ -50,8 +53,8 @@ impl<B: Backend> LstmLayer<B> {
     fn forward(
         &self,
         inputs: Vec<Tensor<B, 2>>,
-        (mut h, mut c): (Tensor<B, 2>, Tensor<B, 2>),
-    ) -> (Vec<Tensor<B, 2>>, (Tensor<B, 2>, Tensor<B, 2>)) {
+        (mut h, mut c): LayerState<B>,
+    ) -> (Vec<Tensor<B, 2>>, LayerState<B>) {
         // One [in + H, 4H] weight: each step is a single matmul of [x_t, h_{t-1}].
         let weight = Tensor::cat(vec![self.weight_ih.val(), self.weight_hh.val()], 1).transpose();
         let bias = (self.bias_ih.val() + self.bias_hh.val()).unsqueeze::<2>();

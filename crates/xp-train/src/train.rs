@@ -832,7 +832,13 @@ where
     let hparams = flatten_config(config);
     let metric_refs: Vec<(&str, f64)> =
         metric_pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    logger.log_hparams(&hparams, &metric_refs)?;
+    // As torch's add_hparams: the metrics as scalars tagged `hparam/NAME` in the hparams sub-run.
+    let hparam_tags: Vec<(String, f64)> = metric_pairs
+        .iter()
+        .map(|(k, v)| (format!("hparam/{k}"), *v))
+        .collect();
+    let hparam_refs: Vec<(&str, f64)> = hparam_tags.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    logger.log_hparams(&hparams, &hparam_refs)?;
     let samples_path = run_dir.join("samples.txt");
     std::fs::write(&samples_path, sampled.join("\n") + "\n")
         .map_err(|e| TrainError::Other(format!("cannot write {}: {e}", samples_path.display())))?;
