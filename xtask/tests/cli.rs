@@ -115,25 +115,34 @@ fn tiny_train_args(dir: &Path) -> Vec<String> {
     .collect()
 }
 
-#[test]
-fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts `xtask train` on the tiny experiment and waits for its first checkpoint.
+fn start_training(dir: &Path) -> (std::process::Child, PathBuf) {
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("train")
-        .args(tiny_train_args(dir.path()))
-        .current_dir(dir.path())
+        .args(tiny_train_args(dir))
+        .current_dir(dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait for the first epoch's checkpoint, then press Ctrl-C during the second epoch.
     let started = std::time::Instant::now();
     let run_dir = loop {
-        let found = std::fs::read_dir(dir.path().join("results"))
+        let found = std::fs::read_dir(dir.join("results"))
             .into_iter()
             .flatten()
             .map(|e| e.unwrap().path())
-            .find(|p| p.is_dir() && p.join("checkpoints/manifest.json").is_file());
+            .find(|p| {
+                // A checkpoint appears under its final name only once complete.
+                std::fs::read_dir(p.join("checkpoints"))
+                    .into_iter()
+                    .flatten()
+                    .any(|e| {
+                        e.unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with("epoch")
+                    })
+            });
         if let Some(run) = found {
             break run;
         }
@@ -143,25 +152,15 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("interrupted"), "{stdout}");
-    assert!(
-        stdout.contains("go on with: cargo xtask train --resume"),
-        "{stdout}"
-    );
-    assert!(text(&out.stderr).contains("stopping after this step"));
+    (child, run_dir)
+}
 
+/// `xtask train --resume RUN_DIR` must finish the tiny experiment's 3 epochs (300 steps).
+fn resume_to_the_end(dir: &Path, run_dir: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["train", "--resume"])
-        .arg(&run_dir)
-        .current_dir(dir.path())
+        .arg(run_dir)
+        .current_dir(dir)
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
@@ -176,8 +175,41 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
         "{}",
         text(&out.stderr)
     );
-    let results = std::fs::read_to_string(dir.path().join("results/results.jsonl")).unwrap();
+    let results = std::fs::read_to_string(dir.join("results/results.jsonl")).unwrap();
     assert_eq!(results.lines().count(), 1, "one result for the whole run");
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ctrl-C during the second epoch.
+    let (child, run_dir) = start_training(dir.path());
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(
+        stdout.contains("go on with: cargo xtask train --resume"),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("stopping after this step"));
+    resume_to_the_end(dir.path(), &run_dir);
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, run_dir) = start_training(dir.path());
+    // SIGKILL at some moment of the second epoch: no handler runs, nothing is saved.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    resume_to_the_end(dir.path(), &run_dir);
 }
 
 #[test]
