@@ -130,3 +130,75 @@ proptest! {
         let _ = canonical_smiles(&s);
     }
 }
+
+/// MOSES molecules from the bundled fixtures, the seeds of the mutation fuzzing below.
+fn fixture_smiles() -> Vec<String> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/data/test.csv");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take(500)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One edit of a SMILES: delete, insert or replace one character with a SMILES character.
+fn mutate(smiles: &str, edits: &[(usize, u8, usize)]) -> String {
+    const ALPHABET: &[u8] = b"CNOScnos()[]=#123456789%@+-H.Brl/\\";
+    let mut bytes: Vec<u8> = smiles.as_bytes().to_vec();
+    for &(kind, ch, at) in edits {
+        let c = ALPHABET[ch as usize % ALPHABET.len()];
+        let at = if bytes.is_empty() {
+            0
+        } else {
+            at % (bytes.len() + 1)
+        };
+        match kind % 3 {
+            0 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            1 => bytes.insert(at, c),
+            _ if at < bytes.len() => bytes[at] = c,
+            _ => bytes.push(c),
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    /// Real molecules with a few random edits (the engine's hard cases: broken rings, charges,
+    /// aromaticity): every one gets an answer, none a panic, and a valid answer is canonical.
+    #[test]
+    fn mutated_molecules_never_panic(
+        which in 0usize..500,
+        edits in proptest::collection::vec((0usize..3, any::<u8>(), any::<usize>()), 1..6),
+    ) {
+        let seeds = fixture_smiles();
+        let smiles = mutate(&seeds[which % seeds.len()], &edits);
+        if let Ok(canonical) = canonical_smiles(&smiles) {
+            prop_assert_eq!(canonical_smiles(&canonical).unwrap(), canonical);
+        }
+    }
+
+    /// Very long strings never reach the engine, whose cost grows about cubically with size:
+    /// anything over MAX_SMILES_LEN is refused by its length alone, so the work per input is
+    /// bounded and a file's total time stays linear in its size.
+    #[test]
+    fn long_inputs_are_refused_before_parsing(
+        unit in "[CNOc1()=]{1,8}",
+        repeat in 100usize..20_000,
+    ) {
+        let long = unit.repeat(repeat);
+        prop_assume!(long.len() > xp_chem::MAX_SMILES_LEN);
+        prop_assert_eq!(
+            xp_chem::Molecule::parse(&long).err(),
+            Some(xp_chem::ChemError::TooLong { len: long.len() })
+        );
+        // The tokenizer is one pass and accepts any length (it has no engine behind it).
+        let plain = long.replace(['(', ')', '='], "C");
+        prop_assert!(xp_chem::tokenize(&plain).is_ok());
+    }
+}

@@ -33,7 +33,7 @@ pub use train::{
 pub enum Engine {
     /// The CPU with Burn's Flex backend (the default CPU backend).
     Flex,
-    /// The CPU with Burn's NdArray backend.
+    /// The CPU with Burn's NdArray backend (faster, not bit-reproducible).
     NdArray,
     /// A CUDA device by index (needs the `cuda` feature).
     Cuda(usize),
