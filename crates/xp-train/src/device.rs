@@ -6,24 +6,31 @@ use xp_config::Device;
 
 use crate::error::TrainError;
 
-/// The CPU backend: Flex. NdArray is about 10% faster on our LSTM steps at the default sizes
-/// (`cargo xtask bench train` measures both), but its runs are not bit-reproducible: with it
-/// the exact-resume tests (4 epochs == 2 + 2) fail. Reproducibility wins.
-pub type CpuBackend = burn::backend::Flex;
-
-/// Where a run trains.
+/// A backend and device to train on: [`select`] picks one from the config's `device`;
+/// benchmarks name one with [`train_with`](crate::train_with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Cpu,
-    /// A CUDA device by index.
+pub enum Engine {
+    /// The CPU with Burn's Flex backend.
+    Flex,
+    /// The CPU with Burn's NdArray backend.
+    NdArray,
+    /// A CUDA device by index (needs the `cuda` feature).
     Cuda(usize),
 }
 
-impl std::fmt::Display for Target {
+impl Engine {
+    /// The CPU backend: Flex. NdArray is about 10% faster on our LSTM steps at the default sizes
+    /// (`cargo xtask bench train` measures both), but its runs are not bit-reproducible: with it
+    /// the exact-resume tests (4 epochs == 2 + 2) fail. Reproducibility wins.
+    pub const CPU: Engine = Engine::Flex;
+}
+
+impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Target::Cpu => f.write_str("cpu"),
-            Target::Cuda(i) => write!(f, "cuda:{i}"),
+            Engine::Flex => f.write_str("cpu (Flex)"),
+            Engine::NdArray => f.write_str("cpu (NdArray)"),
+            Engine::Cuda(i) => write!(f, "cuda:{i}"),
         }
     }
 }
@@ -57,21 +64,21 @@ pub fn cuda_devices() -> Result<usize, String> {
 
 /// Resolves the config's `device`: `auto` is CUDA when compiled in and usable, else the CPU.
 /// The second value says why, for the console.
-pub fn select(device: Device) -> Result<(Target, String), TrainError> {
+pub fn select(device: Device) -> Result<(Engine, String), TrainError> {
     match device {
-        Device::Cpu => Ok((Target::Cpu, "cpu (as configured)".to_owned())),
+        Device::Cpu => Ok((Engine::CPU, "cpu (as configured)".to_owned())),
         Device::Auto => match cuda_devices() {
             Ok(n) if n > 0 => Ok((
-                Target::Cuda(0),
+                Engine::Cuda(0),
                 "cuda:0 (auto: a CUDA device is usable)".to_owned(),
             )),
-            Ok(_) => Ok((Target::Cpu, "cpu (auto: no CUDA device found)".to_owned())),
-            Err(why) => Ok((Target::Cpu, format!("cpu (auto: {why})"))),
+            Ok(_) => Ok((Engine::CPU, "cpu (auto: no CUDA device found)".to_owned())),
+            Err(why) => Ok((Engine::CPU, format!("cpu (auto: {why})"))),
         },
         Device::Cuda(index) => {
             let index = index.unwrap_or(0) as usize;
             match cuda_devices() {
-                Ok(n) if index < n => Ok((Target::Cuda(index), format!("cuda:{index}"))),
+                Ok(n) if index < n => Ok((Engine::Cuda(index), format!("cuda:{index}"))),
                 Ok(n) => Err(TrainError::Device(format!(
                     "device = \"cuda:{index}\" but this machine has {n} CUDA device(s); use device = \"auto\" or \"cpu\""
                 ))),

@@ -13,10 +13,10 @@ mod sample;
 mod train;
 
 use burn::backend::Autodiff;
-use xp_config::{ExperimentConfig, ModelType};
+use xp_config::{Device, ExperimentConfig, ModelType};
 
 pub use data::{LoadReport, Skipped, load_smiles};
-pub use device::{CpuBackend, Target, cuda_devices, select};
+pub use device::{Engine, cuda_devices, select};
 pub use error::TrainError;
 pub use lstm::{LstmLayer, LstmState, StackedLstm};
 pub use models::{Batch, CharRnn, Loss, SmilesModel, SmilesVae};
@@ -27,57 +27,17 @@ pub use train::{
     TrainOptions, TrainOutcome, clip_global_norm, kl_weight, learning_rate,
 };
 
-/// A backend and device to train on, for callers that choose it themselves (benchmarks);
-/// [`train`] picks from the config's `device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    /// The CPU with Burn's Flex backend (the default CPU backend).
-    Flex,
-    /// The CPU with Burn's NdArray backend (faster, not bit-reproducible).
-    NdArray,
-    /// A CUDA device by index (needs the `cuda` feature).
-    Cuda(usize),
-}
-
 /// [`train`] on an explicitly chosen backend and device.
 pub fn train_with(
     config: &ExperimentConfig,
     options: &TrainOptions,
     engine: Engine,
 ) -> Result<TrainOutcome, TrainError> {
-    match engine {
-        Engine::Flex => train_on::<Autodiff<burn::backend::Flex>>(
-            config,
-            options,
-            Default::default(),
-            "cpu (Flex)".to_owned(),
-        ),
-        Engine::NdArray => train_on::<Autodiff<burn::backend::NdArray>>(
-            config,
-            options,
-            Default::default(),
-            "cpu (NdArray)".to_owned(),
-        ),
-        #[cfg(feature = "cuda")]
-        Engine::Cuda(index) => {
-            let n = cuda_devices().map_err(TrainError::Device)?;
-            if index >= n {
-                return Err(TrainError::Device(format!(
-                    "no CUDA device {index} (this machine has {n})"
-                )));
-            }
-            train_on::<Autodiff<burn::backend::Cuda>>(
-                config,
-                options,
-                burn::backend::cuda::CudaDevice::new(index),
-                format!("cuda:{index}"),
-            )
-        }
-        #[cfg(not(feature = "cuda"))]
-        Engine::Cuda(_) => Err(TrainError::Device(
-            "this build has no CUDA support (build with `--features cuda`)".to_owned(),
-        )),
-    }
+    let name = match engine {
+        Engine::Cuda(index) => select(Device::Cuda(Some(index as u32)))?.1,
+        cpu => cpu.to_string(),
+    };
+    run_on(config, options, engine, name)
 }
 
 /// Trains (or, with `options.resume`, continues) the experiment `config` describes.
@@ -85,26 +45,34 @@ pub fn train(
     config: &ExperimentConfig,
     options: &TrainOptions,
 ) -> Result<TrainOutcome, TrainError> {
-    if matches!(
-        config.model.model_type,
-        ModelType::Diffusion | ModelType::Gnn
-    ) {
-        return Err(TrainError::ModelNotAvailable(
-            config.model.model_type.to_string(),
-        ));
-    }
-    let (target, why) = select(config.device)?;
-    match target {
-        Target::Cpu => train_on::<Autodiff<CpuBackend>>(config, options, Default::default(), why),
+    let (engine, why) = select(config.device)?;
+    run_on(config, options, engine, why)
+}
+
+fn run_on(
+    config: &ExperimentConfig,
+    options: &TrainOptions,
+    engine: Engine,
+    name: String,
+) -> Result<TrainOutcome, TrainError> {
+    match engine {
+        Engine::Flex => {
+            train_on::<Autodiff<burn::backend::Flex>>(config, options, Default::default(), name)
+        }
+        Engine::NdArray => {
+            train_on::<Autodiff<burn::backend::NdArray>>(config, options, Default::default(), name)
+        }
         #[cfg(feature = "cuda")]
-        Target::Cuda(index) => train_on::<Autodiff<burn::backend::Cuda>>(
+        Engine::Cuda(index) => train_on::<Autodiff<burn::backend::Cuda>>(
             config,
             options,
             burn::backend::cuda::CudaDevice::new(index),
-            why,
+            name,
         ),
         #[cfg(not(feature = "cuda"))]
-        Target::Cuda(_) => unreachable!("select() never picks CUDA without the cuda feature"),
+        Engine::Cuda(_) => Err(TrainError::Device(
+            "this build has no CUDA support (build with `--features cuda`)".to_owned(),
+        )),
     }
 }
 

@@ -14,6 +14,7 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::cast::ToElement;
 use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -208,8 +209,6 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     norm
 }
 
-use burn::tensor::cast::ToElement;
-
 /// Gives every parameter an id from its position in the module, the same in every process.
 /// Burn draws random ids, and the optimizer's saved state is keyed by them: without this a
 /// resumed run's AdamW moments would match no parameter and silently start from zero.
@@ -264,6 +263,46 @@ fn load_model_bytes<B: Backend, M: Module<B>>(
         )));
     }
     Ok(())
+}
+
+/// A payload of the checkpoint at `path`, or an error naming what is missing.
+fn payload<'a>(ckpt: &'a Checkpoint, name: &str, path: &Path) -> Result<&'a [u8], TrainError> {
+    ckpt.payload(name).ok_or_else(|| TrainError::BadCheckpoint {
+        path: path.to_path_buf(),
+        problem: format!("no {name}"),
+    })
+}
+
+/// The optimizer's state (AdamW moments and step counts) as Burn's full-precision record.
+fn optimizer_bytes<B: AutodiffBackend, M: AutodiffModule<B>, O: Optimizer<M, B>>(
+    optim: &O,
+) -> Result<Vec<u8>, TrainError> {
+    BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(optim.to_record(), ())
+        .map_err(|e| TrainError::Other(format!("cannot serialise the optimizer: {e}")))
+}
+
+/// `training.sample_size` molecules from `model`, with the generators seeded for `index` (an
+/// epoch, or `u64::MAX` for the final sample).
+fn draw_samples<B: Backend, M: SmilesModel<B>>(
+    model: &M,
+    vocab: &Vocabulary,
+    config: &ExperimentConfig,
+    index: u64,
+    device: &B::Device,
+) -> Vec<String> {
+    let seed = Rng::derive(config.seed, Stream::Sampling, index);
+    with_backend_seed::<B, _>(device, seed, || {
+        sample(
+            model,
+            vocab,
+            config.training.sample_size as usize,
+            config.data.max_length as usize,
+            config.training.temperature,
+            &mut Rng::new(seed),
+            device,
+        )
+    })
 }
 
 /// The data of a run, encoded with its vocabulary.
@@ -347,7 +386,6 @@ where
     let t = &config.training;
     let seed = config.seed;
     let config_toml = config.to_toml_string();
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
 
     // Resume: the last checkpoint of the run directory.
     let resumed = match &options.resume {
@@ -368,13 +406,7 @@ where
                 problem: "it has no checkpoint yet (the run stopped before its first save); start it again".to_owned(),
             })?;
             let path = manager.last().map(|e| manager.path(e)).unwrap_or_default();
-            let state: TrainState =
-                serde_json::from_slice(last.payload(STATE_FILE).ok_or_else(|| {
-                    TrainError::BadCheckpoint {
-                        path: path.clone(),
-                        problem: format!("no {STATE_FILE}"),
-                    }
-                })?)
+            let state: TrainState = serde_json::from_slice(payload(&last, STATE_FILE, &path)?)
                 .map_err(|e| TrainError::BadCheckpoint {
                     path: path.clone(),
                     problem: format!("{STATE_FILE}: {e}"),
@@ -434,25 +466,16 @@ where
                     ),
                 });
             }
-            let weights = last
-                .payload(MODEL_FILE)
-                .ok_or_else(|| TrainError::BadCheckpoint {
-                    path: path.clone(),
-                    problem: format!("no {MODEL_FILE}"),
-                })?;
-            load_model_bytes(&mut model, weights, &path)?;
-            let optim_bytes =
-                last.payload(OPTIMIZER_FILE)
-                    .ok_or_else(|| TrainError::BadCheckpoint {
+            load_model_bytes(&mut model, payload(&last, MODEL_FILE, &path)?, &path)?;
+            let optim_bytes = payload(&last, OPTIMIZER_FILE, &path)?.to_vec();
+            let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+            let record =
+                recorder
+                    .load(optim_bytes, &device)
+                    .map_err(|e| TrainError::BadCheckpoint {
                         path: path.clone(),
-                        problem: format!("no {OPTIMIZER_FILE}"),
+                        problem: format!("{OPTIMIZER_FILE}: {e}"),
                     })?;
-            let record = recorder.load(optim_bytes.to_vec(), &device).map_err(|e| {
-                TrainError::BadCheckpoint {
-                    path: path.clone(),
-                    problem: format!("{OPTIMIZER_FILE}: {e}"),
-                }
-            })?;
             optim = optim.load_record(record);
             let logger = ExperimentLogger::resume(&run_dir, state.global_step as i64)?;
             say(
@@ -570,18 +593,13 @@ where
                     .map(|e| manager.path(e));
                 let path = match saved {
                     Some(path) => path,
-                    None => {
-                        let record = recorder.record(optim.to_record(), ()).map_err(|e| {
-                            TrainError::Other(format!("cannot serialise the optimizer: {e}"))
-                        })?;
-                        save(
-                            &mut manager,
-                            &model,
-                            record,
-                            &state,
-                            &[(RANK_METRIC, f64::NAN)],
-                        )?
-                    }
+                    None => save(
+                        &mut manager,
+                        &model,
+                        optimizer_bytes(&optim)?,
+                        &state,
+                        &[(RANK_METRIC, f64::NAN)],
+                    )?,
                 };
                 timing.checkpointing += started.elapsed();
                 say(
@@ -653,18 +671,18 @@ where
             timing.logging += after_optim.elapsed();
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
+        let train_loss = epoch_loss / epoch_batches.max(1) as f64;
 
         // Validation, samples, checkpoint.
         let started = Instant::now();
         let valid = model.valid();
-        let inner_device = device.clone();
         let beta = kl_weight(
             config.model.kl_weight,
             config.model.kl_anneal_steps,
             state.global_step,
         );
         let (val_loss, val_kl) = with_backend_seed::<B::InnerBackend, _>(
-            &inner_device,
+            &device,
             Rng::derive(seed, Stream::Validation, epoch),
             || {
                 evaluate::<B::InnerBackend, _>(
@@ -672,25 +690,14 @@ where
                     &data.val,
                     t.batch_size as usize,
                     beta,
-                    &inner_device,
+                    &device,
                 )
             },
         );
         timing.validation += started.elapsed();
 
         let started = Instant::now();
-        let sample_seed = Rng::derive(seed, Stream::Sampling, epoch);
-        let sampled = with_backend_seed::<B::InnerBackend, _>(&inner_device, sample_seed, || {
-            sample(
-                &valid,
-                &data.vocab,
-                t.sample_size as usize,
-                config.data.max_length as usize,
-                t.temperature,
-                &mut Rng::new(sample_seed),
-                &inner_device,
-            )
-        });
+        let sampled = draw_samples(&valid, &data.vocab, config, epoch, &device);
         let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
         let scores = xp_chem::generation_metrics(&refs, Some(&train_canonical), None);
         timing.sampling += started.elapsed();
@@ -700,7 +707,7 @@ where
         logger.set_step(step);
         let mut scalars = vec![
             ("val/loss", val_loss),
-            ("train/epoch_loss", epoch_loss / epoch_batches.max(1) as f64),
+            ("train/epoch_loss", train_loss),
             (
                 "perf/tokens_per_second",
                 epoch_tokens as f64 / train_seconds.max(1e-9),
@@ -735,17 +742,14 @@ where
             state.early_stopped = true;
         }
         let started = Instant::now();
-        let record = recorder
-            .record(optim.to_record(), ())
-            .map_err(|e| TrainError::Other(format!("cannot serialise the optimizer: {e}")))?;
         let path = save(
             &mut manager,
             &model,
-            record,
+            optimizer_bytes(&optim)?,
             &state,
             &[
                 (RANK_METRIC, val_loss),
-                ("train_loss", epoch_loss / epoch_batches.max(1) as f64),
+                ("train_loss", train_loss),
                 ("validity", scores.validity),
             ],
         )?;
@@ -758,7 +762,7 @@ where
                 "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, validity {:.1}%, {:.0} tokens/s{}",
                 epoch + 1,
                 t.epochs,
-                epoch_loss / epoch_batches.max(1) as f64,
+                train_loss,
                 scores.validity * 100.0,
                 epoch_tokens as f64 / train_seconds.max(1e-9),
                 if improved { " (best)" } else { "" }
@@ -803,27 +807,9 @@ where
     let mut best = model.valid();
     if let Some(path) = &best_checkpoint {
         let ckpt = Checkpoint::load(path)?;
-        let weights = ckpt
-            .payload(MODEL_FILE)
-            .ok_or_else(|| TrainError::BadCheckpoint {
-                path: path.clone(),
-                problem: format!("no {MODEL_FILE}"),
-            })?;
-        load_model_bytes(&mut best, weights, path)?;
+        load_model_bytes(&mut best, payload(&ckpt, MODEL_FILE, path)?, path)?;
     }
-    let inner_device = device.clone();
-    let sample_seed = Rng::derive(seed, Stream::Sampling, u64::MAX);
-    let sampled = with_backend_seed::<B::InnerBackend, _>(&inner_device, sample_seed, || {
-        sample(
-            &best,
-            &data.vocab,
-            t.sample_size as usize,
-            config.data.max_length as usize,
-            t.temperature,
-            &mut Rng::new(sample_seed),
-            &inner_device,
-        )
-    });
+    let sampled = draw_samples(&best, &data.vocab, config, u64::MAX, &device);
     let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
     let reference: Vec<&str> = data.reference.iter().map(String::as_str).collect();
     let reference_fps = xp_chem::fingerprints(&reference);
