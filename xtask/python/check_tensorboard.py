@@ -12,22 +12,8 @@ import sys
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tb_oracle import check, failures, load
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-
-
-def load(path):
-    acc = EventAccumulator(path, size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0})
-    acc.Reload()
-    return acc
-
 
 def f32(x):
     return float(np.float32(x))

@@ -4,31 +4,15 @@ molecule grid image, the sample text, the hparams row); Python `safetensors` mus
 weights with PyTorch's names and shapes; pandas must read results.jsonl and metrics.jsonl.
 Usage: check_train.py OUTPUT_DIR HIDDEN LATENT LAYERS"""
 
-import glob
 import io
-import json
 import os
 import sys
 
 import pandas as pd
 from PIL import Image
 from safetensors.numpy import load_file
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tb_oracle import check, failures, load
 from tensorboard.plugins.hparams import plugin_data_pb2
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-
-
-def load(path):
-    acc = EventAccumulator(path, size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0})
-    acc.Reload()
-    return acc
-
 
 out, hidden, latent, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 results = pd.read_json(os.path.join(out, "results.jsonl"), lines=True)
