@@ -18,6 +18,21 @@ fn xtask(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs xtask with `input` on its standard input.
+fn xtask_with_input(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -239,23 +254,12 @@ fn train_errors_are_clear() {
 
 #[test]
 fn chem_draw_writes_a_png_of_the_valid_molecules() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("grid.png");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["chem", "draw", "--legends", "--out"])
-        .arg(&png)
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"CCO\nnope\nc1ccccc1\n\nCC(=O)O\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = xtask_with_input(
+        &["chem", "draw", "--legends", "--out", png.to_str().unwrap()],
+        b"CCO\nnope\nc1ccccc1\n\nCC(=O)O\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("skipped line 2"),
@@ -403,21 +407,7 @@ fn results_errors_are_clear() {
 
 #[test]
 fn chem_canon_writes_one_line_per_input_and_says_why() {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["chem", "canon", "--why"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"OCC\nC1CC\nC1=CC=CC=C1\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = xtask_with_input(&["chem", "canon", "--why"], b"OCC\nC1CC\nC1=CC=CC=C1\n");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), "CCO\n\nc1ccccc1\n");
     assert!(
