@@ -1,15 +1,23 @@
 """Oracle check for xp-chem: RDKit computes validity, canonical SMILES and MOSES's metrics on the
 sample xtask wrote; ours must agree (validity and canonical form on every molecule, metrics
-within 1e-3). Usage: check_chem.py WORKDIR (sample.txt, train.txt, reference.txt, ours.json)."""
+within 1e-3). Usage: check_chem.py WORKDIR FILTERS_DIR (WORKDIR: sample.txt, train.txt,
+reference.txt, ours.json; FILTERS_DIR: MOSES's mcf.csv and wehi_pains.csv).
+
+Scaf and Filters follow moses/metrics/utils.py (molsets 0.3.1): compute_scaffold with
+min_rings=2, mol_passes_filters, cos_similarity."""
 
 import json
 import math
 import sys
 from pathlib import Path
 
+from collections import Counter
+
 import numpy as np
+import pandas as pd
 from rdkit import Chem, DataStructs, RDLogger
 from rdkit.Chem import AllChem
+from rdkit.Chem.Scaffolds import MurckoScaffold
 
 RDLogger.DisableLog("rdApp.*")
 
@@ -31,8 +39,53 @@ def fp(m):
     return AllChem.GetMorganFingerprintAsBitVect(m, 2, nBits=1024)
 
 
+def compute_scaffold(m, min_rings=2):
+    try:
+        scaffold = MurckoScaffold.GetScaffoldForMol(m)
+    except (ValueError, RuntimeError):
+        return None
+    n_rings = scaffold.GetRingInfo().NumRings()
+    smiles = Chem.MolToSmiles(scaffold)
+    if smiles == "" or n_rings < min_rings:
+        return None
+    return smiles
+
+
+def load_filters(folder):
+    mcf = pd.read_csv(folder / "mcf.csv")
+    pains = pd.read_csv(folder / "wehi_pains.csv", names=["smarts", "names"])
+    return [Chem.MolFromSmarts(x) for x in pd.concat([mcf, pains])["smarts"].values]
+
+
+def passes_filters(m, filters, allowed=("C", "N", "S", "O", "F", "Cl", "Br", "H")):
+    ring_info = m.GetRingInfo()
+    if ring_info.NumRings() != 0 and any(len(x) >= 8 for x in ring_info.AtomRings()):
+        return False
+    h_mol = Chem.AddHs(m)
+    if any(atom.GetFormalCharge() != 0 for atom in m.GetAtoms()):
+        return False
+    if any(atom.GetSymbol() not in allowed for atom in m.GetAtoms()):
+        return False
+    if any(h_mol.HasSubstructMatch(smarts) for smarts in filters):
+        return False
+    smiles = Chem.MolToSmiles(m, isomericSmiles=False)
+    if smiles is None or len(smiles) == 0:
+        return False
+    return Chem.MolFromSmiles(smiles) is not None
+
+
+def cos_similarity(ref_counts, gen_counts):
+    if len(ref_counts) == 0 or len(gen_counts) == 0:
+        return None
+    keys = sorted(set(ref_counts) | set(gen_counts))
+    ref = np.array([ref_counts.get(k, 0) for k in keys], dtype=float)
+    gen = np.array([gen_counts.get(k, 0) for k in keys], dtype=float)
+    return float(ref @ gen / np.sqrt((ref @ ref) * (gen @ gen)))
+
+
 def main():
     work = Path(sys.argv[1])
+    filters = load_filters(Path(sys.argv[2]))
     sample = lines(work / "sample.txt")
     ours = json.loads((work / "ours.json").read_text())
     failures = []
@@ -44,7 +97,12 @@ def main():
     can = [Chem.MolToSmiles(m) for m in valid]
     fps = [fp(m) for m in valid]
     train = {c for c in map(canonical, lines(work / "train.txt")) if c is not None}
-    ref = [fp(m) for m in map(mol, lines(work / "reference.txt")) if m is not None]
+    ref_mols = [m for m in map(mol, lines(work / "reference.txt")) if m is not None]
+    ref = [fp(m) for m in ref_mols]
+    # MOSES scores molecules re-read from their canonical SMILES.
+    gen_mols = [Chem.MolFromSmiles(c) for c in can]
+    scaffolds = lambda mols: Counter(s for s in map(compute_scaffold, mols) if s is not None)
+    passes = [passes_filters(m, filters) for m in gen_mols]
     sims = np.array([DataStructs.BulkTanimotoSimilarity(f, fps) for f in fps])
     expect = {
         "validity": len(valid) / len(sample),
@@ -54,17 +112,20 @@ def main():
         "int_div1": 1 - sims.mean(),
         "int_div2": 1 - math.sqrt((sims**2).mean()),
         "snn": float(np.mean([max(DataStructs.BulkTanimotoSimilarity(f, ref)) for f in fps])),
+        "scaf": cos_similarity(scaffolds(ref_mols), scaffolds(gen_mols)),
+        "filters": sum(passes) / len(passes),
     }
     for key, value in expect.items():
         got = ours["metrics"][key]
-        if got is None or abs(got - value) > 1e-3:
+        if value is None or got is None or abs(got - value) > 1e-3:
             failures.append(f"{key}: RDKit/MOSES {value:.6f}, ours {got}")
     if failures:
         print("\n".join("chem oracle: " + f for f in failures[:40]))
         print(f"chem oracle: {len(failures)} disagreements")
         sys.exit(1)
     n_valid = sum(o is not None for o in ours["canonical"])
-    print(f"chem oracle: {len(sample)} SMILES ({n_valid} valid) agree with RDKit {Chem.rdBase.rdkitVersion}; "
+    print(f"chem oracle: {len(sample)} SMILES ({n_valid} valid, {len(passes) - sum(passes)} failing "
+          f"MOSES's filters) agree with RDKit {Chem.rdBase.rdkitVersion}; "
           f"metrics within 1e-3: " + ", ".join(f"{k} {v:.4f}" for k, v in expect.items()))
 
 

@@ -135,11 +135,11 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
                 .as_ref()
                 .map(read_smiles)
                 .transpose()?
-                .map(|r| xp_chem::fingerprints(&as_strs(&r)));
+                .map(|r| xp_chem::ReferenceSet::new(&as_strs(&r)));
             let m = xp_chem::generation_metrics(
                 &as_strs(&generated),
                 train.as_ref(),
-                reference.as_deref(),
+                reference.as_ref(),
             );
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&m)?),
@@ -147,15 +147,8 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
                     let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
                     println!("{:<14} {}", "molecules", m.count);
                     println!("{:<14} {:.4}", "validity", m.validity);
-                    for (name, v) in [
-                        ("unique@1k", m.unique_at_1k),
-                        ("unique@10k", m.unique_at_10k),
-                        ("novelty", m.novelty),
-                        ("IntDiv1", m.int_div1),
-                        ("IntDiv2", m.int_div2),
-                        ("SNN", m.snn),
-                    ] {
-                        println!("{name:<14} {}", show(v));
+                    for entry in m.entries() {
+                        println!("{:<14} {}", entry.label, show(entry.value));
                     }
                 }
             }

@@ -43,8 +43,11 @@ enum Command {
         #[arg(value_enum)]
         target: bench::Target,
     },
-    /// Only the Python-oracle checks (part of `test`).
-    Oracle,
+    /// Only the Python-oracle checks (part of `test`): all of them, or the one named.
+    Oracle {
+        #[arg(value_enum)]
+        only: Option<oracle::Check>,
+    },
     /// Chemistry: canonical SMILES, generation metrics.
     #[command(subcommand)]
     Chem(chem::ChemCommand),
@@ -101,7 +104,7 @@ fn main() -> ExitCode {
         Command::Codegen { check } => codegen::run(check),
         Command::Config(cmd) => return config::run(cmd),
         Command::Fixtures => fixtures::run(),
-        Command::Oracle => oracle::run_all(),
+        Command::Oracle { only } => oracle::run_checks(only),
         Command::Bench { target } => {
             // XP_BENCH_DEBUG=1: a quick look from the debug build (dependencies are optimised
             // there too), without building everything again in release mode.

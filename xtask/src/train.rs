@@ -95,13 +95,18 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
     if let Some(m) = &outcome.metrics {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
         println!(
-            "  {} samples      validity {:.3}, unique@1k {}, novelty {}, IntDiv1 {}, SNN {}",
+            "  {} samples      validity {:.3}, unique@1k {}, novelty {}, IntDiv1 {}",
             m.count,
             m.validity,
             opt(m.unique_at_1k),
             opt(m.novelty),
             opt(m.int_div1),
-            opt(m.snn)
+        );
+        println!(
+            "                   SNN {}, Scaf {}, Filters {}",
+            opt(m.snn),
+            opt(m.scaf),
+            opt(m.filters)
         );
     }
     if let Some(results) = &outcome.results_file {

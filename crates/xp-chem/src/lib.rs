@@ -2,6 +2,7 @@
 //! models train on, RDKit-compatible validity and canonical SMILES (on cosmolkit), Morgan
 //! fingerprints, MOSES's generation metrics and molecule grid images.
 
+mod filters;
 mod grid;
 mod metrics;
 mod molecule;
@@ -9,7 +10,9 @@ mod tokenizer;
 mod vocab;
 
 pub use grid::{GridImage, GridOptions, grid_image};
-pub use metrics::{GenerationMetrics, canonical_set, fingerprints, generation_metrics};
+pub use metrics::{
+    GenerationMetrics, MetricEntry, ReferenceSet, canonical_set, generation_metrics,
+};
 pub use molecule::{ChemError, Fingerprint, MAX_SMILES_LEN, Molecule, canonical_smiles, is_valid};
 
 pub use tokenizer::{Token, TokenizeError, tokenize};

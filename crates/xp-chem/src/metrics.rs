@@ -1,13 +1,14 @@
 //! Generation metrics with MOSES's definitions (moses/metrics/metrics.py): validity, unique@k,
-//! novelty, internal diversity (IntDiv1, IntDiv2) and similarity to a nearest neighbour (SNN),
-//! on Morgan fingerprints of radius 2 folded to 1024 bits. Parallel on all cores.
+//! novelty, internal diversity (IntDiv1, IntDiv2), similarity to a nearest neighbour (SNN, on
+//! Morgan fingerprints of radius 2 folded to 1024 bits), scaffold similarity (Scaf) and the
+//! share passing MOSES's filters. Parallel on all cores.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::molecule::{Fingerprint, Molecule};
+use crate::molecule::{ChemError, Fingerprint, Molecule};
 
 const RADIUS: u32 = 2;
 const BITS: u32 = 1024;
@@ -32,20 +33,124 @@ pub struct GenerationMetrics {
     pub int_div2: Option<f64>,
     /// Mean, over valid molecules, of the highest Tanimoto similarity to the reference set.
     pub snn: Option<f64>,
+    /// Cosine similarity of the Bemis-Murcko scaffold counts (scaffolds of two rings or more) of
+    /// the valid molecules and of the reference set.
+    pub scaf: Option<f64>,
+    /// Share of valid molecules passing MOSES's filters (see [`Molecule::passes_filters`]).
+    pub filters: Option<f64>,
 }
 
-/// Canonical SMILES and fingerprint of each input that is valid (input order kept).
-fn prepare(smiles: &[&str]) -> Vec<Option<(String, Fingerprint)>> {
+/// One optional metric: its field name (as serialised), MOSES's label and its value.
+pub struct MetricEntry {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub value: Option<f64>,
+}
+
+impl GenerationMetrics {
+    /// The metrics after validity, in MOSES's order, for tables and logs.
+    pub fn entries(&self) -> Vec<MetricEntry> {
+        let entry = |key, label, value| MetricEntry { key, label, value };
+        vec![
+            entry("unique_at_1k", "unique@1k", self.unique_at_1k),
+            entry("unique_at_10k", "unique@10k", self.unique_at_10k),
+            entry("novelty", "Novelty", self.novelty),
+            entry("int_div1", "IntDiv1", self.int_div1),
+            entry("int_div2", "IntDiv2", self.int_div2),
+            entry("snn", "SNN", self.snn),
+            entry("scaf", "Scaf", self.scaf),
+            entry("filters", "Filters", self.filters),
+        ]
+    }
+}
+
+/// What MOSES computes per valid molecule.
+struct Features {
+    canonical: String,
+    fingerprint: Fingerprint,
+    scaffold: Option<String>,
+    passes_filters: bool,
+}
+
+/// Fewer rings than this and MOSES does not count the scaffold (`compute_scaffold`, min_rings=2).
+const MIN_SCAFFOLD_RINGS: usize = 2;
+
+/// MOSES's `compute_scaffold`: the Murcko scaffold's canonical SMILES, if it has two rings or
+/// more.
+fn scaffold(mol: &Molecule) -> Result<Option<String>, ChemError> {
+    let scaffold = mol.murcko_scaffold()?;
+    let smiles = scaffold.canonical_smiles()?;
+    Ok((!smiles.is_empty() && scaffold.ring_count()? >= MIN_SCAFFOLD_RINGS).then_some(smiles))
+}
+
+/// The features of each input that is valid (input order kept).
+fn prepare(smiles: &[&str]) -> Vec<Option<Features>> {
     smiles
         .par_iter()
         .map(|s| {
             let mol = Molecule::parse(s).ok()?;
-            Some((
-                mol.canonical_smiles().ok()?,
-                mol.morgan_fingerprint(RADIUS, BITS).ok()?,
-            ))
+            Some(Features {
+                canonical: mol.canonical_smiles().ok()?,
+                fingerprint: mol.morgan_fingerprint(RADIUS, BITS).ok()?,
+                scaffold: scaffold(&mol).ok()?,
+                passes_filters: mol.passes_filters().ok()?,
+            })
         })
         .collect()
+}
+
+/// The set generated molecules are compared with (MOSES: its test set): fingerprints for SNN and
+/// scaffold counts for Scaf, computed once.
+#[derive(Debug, Clone, Default)]
+pub struct ReferenceSet {
+    fingerprints: Vec<Fingerprint>,
+    scaffolds: HashMap<String, usize>,
+}
+
+impl ReferenceSet {
+    /// The reference features of the valid molecules among `smiles` (invalid ones are skipped).
+    pub fn new(smiles: &[&str]) -> Self {
+        let features: Vec<(Fingerprint, Option<String>)> = smiles
+            .par_iter()
+            .filter_map(|s| {
+                let mol = Molecule::parse(s).ok()?;
+                Some((
+                    mol.morgan_fingerprint(RADIUS, BITS).ok()?,
+                    scaffold(&mol).ok()?,
+                ))
+            })
+            .collect();
+        let mut reference = ReferenceSet::default();
+        for (fingerprint, scaffold) in features {
+            reference.fingerprints.push(fingerprint);
+            if let Some(scaffold) = scaffold {
+                *reference.scaffolds.entry(scaffold).or_default() += 1;
+            }
+        }
+        reference
+    }
+
+    /// The number of valid reference molecules.
+    pub fn len(&self) -> usize {
+        self.fingerprints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fingerprints.is_empty()
+    }
+}
+
+/// MOSES's `cos_similarity` of two count vectors; `None` (MOSES: NaN) when either is empty.
+fn cosine_similarity(a: &HashMap<String, usize>, b: &HashMap<String, usize>) -> Option<f64> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let norm = |m: &HashMap<String, usize>| m.values().map(|&v| (v as f64).powi(2)).sum::<f64>();
+    let dot: f64 = a
+        .iter()
+        .filter_map(|(k, &v)| Some(v as f64 * *b.get(k)? as f64))
+        .sum();
+    Some(dot / (norm(a) * norm(b)).sqrt())
 }
 
 /// Canonical SMILES of the valid inputs: the training set as novelty compares against it.
@@ -53,19 +158,6 @@ pub fn canonical_set(smiles: &[&str]) -> HashSet<String> {
     smiles
         .par_iter()
         .filter_map(|s| Molecule::parse(s).ok()?.canonical_smiles().ok())
-        .collect()
-}
-
-/// Fingerprints of the valid inputs: the reference set of SNN.
-pub fn fingerprints(smiles: &[&str]) -> Vec<Fingerprint> {
-    smiles
-        .par_iter()
-        .filter_map(|s| {
-            Molecule::parse(s)
-                .ok()?
-                .morgan_fingerprint(RADIUS, BITS)
-                .ok()
-        })
         .collect()
 }
 
@@ -92,16 +184,20 @@ fn internal_diversity(fps: &[Fingerprint], p: i32) -> Option<f64> {
 }
 
 /// The metrics of `generated`, with novelty against `train` (canonical SMILES, see
-/// [`canonical_set`]) and SNN against `reference` fingerprints, when given.
+/// [`canonical_set`]) and SNN and Scaf against `reference`, when given.
 pub fn generation_metrics(
     generated: &[&str],
     train: Option<&HashSet<String>>,
-    reference: Option<&[Fingerprint]>,
+    reference: Option<&ReferenceSet>,
 ) -> GenerationMetrics {
     let prepared = prepare(generated);
-    let valid: Vec<&(String, Fingerprint)> = prepared.iter().flatten().collect();
-    let canonical: Vec<&str> = valid.iter().map(|(s, _)| s.as_str()).collect();
-    let fps: Vec<Fingerprint> = valid.iter().map(|(_, f)| f.clone()).collect();
+    let valid: Vec<&Features> = prepared.iter().flatten().collect();
+    let canonical: Vec<&str> = valid.iter().map(|f| f.canonical.as_str()).collect();
+    let fps: Vec<Fingerprint> = valid.iter().map(|f| f.fingerprint.clone()).collect();
+    let mut scaffolds: HashMap<String, usize> = HashMap::new();
+    for scaffold in valid.iter().filter_map(|f| f.scaffold.clone()) {
+        *scaffolds.entry(scaffold).or_default() += 1;
+    }
     let distinct: HashSet<&str> = canonical.iter().copied().collect();
     let novelty = train.filter(|_| !distinct.is_empty()).map(|train| {
         distinct.iter().filter(|s| !train.contains(**s)).count() as f64 / distinct.len() as f64
@@ -111,10 +207,19 @@ pub fn generation_metrics(
         .map(|reference| {
             let total: f64 = fps
                 .par_iter()
-                .map(|a| reference.iter().map(|b| a.tanimoto(b)).fold(0.0, f64::max))
+                .map(|a| {
+                    reference
+                        .fingerprints
+                        .iter()
+                        .map(|b| a.tanimoto(b))
+                        .fold(0.0, f64::max)
+                })
                 .sum();
             total / fps.len() as f64
         });
+    let scaf = reference.and_then(|r| cosine_similarity(&r.scaffolds, &scaffolds));
+    let filters = (!valid.is_empty())
+        .then(|| valid.iter().filter(|f| f.passes_filters).count() as f64 / valid.len() as f64);
     GenerationMetrics {
         count: generated.len(),
         validity: if generated.is_empty() {
@@ -128,5 +233,7 @@ pub fn generation_metrics(
         int_div1: internal_diversity(&fps, 1),
         int_div2: internal_diversity(&fps, 2),
         snn,
+        scaf,
+        filters,
     }
 }

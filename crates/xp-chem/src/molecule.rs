@@ -3,7 +3,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use cosmolkit::{MorganFingerprintParams, MorganGeneratorParams};
+use cosmolkit::{MorganFingerprintParams, MorganGeneratorParams, SmilesWriteParams};
 
 /// Longest SMILES accepted. The engine's cost grows about cubically with molecule size (a
 /// 2,000-atom chain takes seconds); drug-like molecules are far below this.
@@ -30,7 +30,7 @@ pub enum ChemError {
 
 /// A parsed, sanitized molecule.
 pub struct Molecule {
-    inner: cosmolkit::Molecule,
+    pub(crate) inner: cosmolkit::Molecule,
 }
 
 /// A folded Morgan fingerprint as a dense bit set.
@@ -40,7 +40,7 @@ pub struct Fingerprint {
 }
 
 /// Runs `f`, turning a panic inside the engine into an error.
-fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, ChemError> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, ChemError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result.map_err(ChemError::Invalid),
         Err(panic) => {
@@ -69,9 +69,42 @@ impl Molecule {
 
     /// The canonical SMILES (RDKit's `MolToSmiles` defaults: isomeric, canonical).
     pub fn canonical_smiles(&self) -> Result<String, ChemError> {
+        self.write_smiles(&SmilesWriteParams::default())
+    }
+
+    /// Canonical SMILES without isotopes and stereochemistry (`isomericSmiles=False`).
+    pub fn canonical_smiles_without_stereo(&self) -> Result<String, ChemError> {
+        self.write_smiles(&SmilesWriteParams {
+            isomeric_smiles: false,
+            ..SmilesWriteParams::default()
+        })
+    }
+
+    fn write_smiles(&self, params: &SmilesWriteParams) -> Result<String, ChemError> {
         guarded(|| {
-            let text = self.inner.to_smiles().map_err(|e| e.to_string())?;
+            let text = self
+                .inner
+                .to_smiles_with_params(params)
+                .map_err(|e| e.to_string())?;
             String::from_utf8(text.as_ref().to_vec()).map_err(|e| e.to_string())
+        })
+    }
+
+    /// The Bemis-Murcko scaffold as RDKit's `MurckoScaffold.GetScaffoldForMol` (which MOSES
+    /// uses): ring systems and the linkers between them, with exocyclic double bonds kept. Empty
+    /// for a molecule without rings.
+    pub fn murcko_scaffold(&self) -> Result<Molecule, ChemError> {
+        guarded(|| self.inner.murcko_decompose().map_err(|e| e.to_string()))
+            .map(|inner| Molecule { inner })
+    }
+
+    /// The number of rings (RDKit's `RingInfo.NumRings`, the symmetrized SSSR).
+    pub fn ring_count(&self) -> Result<usize, ChemError> {
+        guarded(|| {
+            self.inner
+                .symmetrized_sssr()
+                .map(|rings| rings.num_rings())
+                .map_err(|e| e.to_string())
         })
     }
 

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use proptest::prelude::*;
 use xp_chem::{
-    ChemError, MAX_SMILES_LEN, Molecule, canonical_smiles, generation_metrics, is_valid,
+    ChemError, MAX_SMILES_LEN, Molecule, ReferenceSet, canonical_smiles, generation_metrics,
+    is_valid,
 };
 
 #[test]
@@ -87,7 +88,8 @@ fn metrics_follow_moses_definitions() {
             .morgan_fingerprint(2, 1024)
             .unwrap()
     };
-    let reference = vec![fp("c1ccccc1O")];
+    let reference = ReferenceSet::new(&["c1ccccc1O", "not a molecule"]);
+    assert_eq!(reference.len(), 1, "invalid reference SMILES are skipped");
     let m = generation_metrics(&generated, Some(&train), Some(&reference));
     assert_eq!(m.count, 4);
     assert_eq!(m.validity, 0.75);
@@ -107,9 +109,11 @@ fn metrics_follow_moses_definitions() {
     assert!((m.int_div1.unwrap() - (1.0 - mean)).abs() < 1e-12);
     let mean_sq = (5.0 + 4.0 * t * t) / 9.0;
     assert!((m.int_div2.unwrap() - (1.0 - mean_sq.sqrt())).abs() < 1e-12);
-    let snn =
-        (2.0 * fp("CCO").tanimoto(&reference[0]) + fp("c1ccccc1").tanimoto(&reference[0])) / 3.0;
+    let phenol = fp("c1ccccc1O");
+    let snn = (2.0 * fp("CCO").tanimoto(&phenol) + fp("c1ccccc1").tanimoto(&phenol)) / 3.0;
     assert!((m.snn.unwrap() - snn).abs() < 1e-12);
+    assert_eq!(m.scaf, None, "no scaffold of two rings on either side");
+    assert_eq!(m.filters, Some(1.0));
     let empty = generation_metrics(&["nope"], None, None);
     assert_eq!(
         (
@@ -120,6 +124,58 @@ fn metrics_follow_moses_definitions() {
         ),
         (0.0, None, None, None)
     );
+}
+
+#[test]
+fn scaffolds_are_murcko_frameworks() {
+    let scaffold = |s: &str| {
+        let mol = Molecule::parse(s).unwrap().murcko_scaffold().unwrap();
+        (mol.canonical_smiles().unwrap(), mol.ring_count().unwrap())
+    };
+    // Answers of RDKit's MurckoScaffold.GetScaffoldForMol.
+    let expect = |s: &str, n| (s.to_owned(), n);
+    assert_eq!(
+        scaffold("CCc1ccc(Cc2ccccc2O)cc1"),
+        expect("c1ccc(Cc2ccccc2)cc1", 2)
+    );
+    assert_eq!(scaffold("CC(=O)N1CCCC1"), expect("C1CCNC1", 1));
+    assert_eq!(
+        scaffold("O=C1CCCN1CC"),
+        expect("O=C1CCCN1", 1),
+        "exocyclic =O stays"
+    );
+    assert_eq!(scaffold("CCO"), expect("", 0));
+}
+
+#[test]
+fn scaf_is_the_cosine_similarity_of_scaffold_counts() {
+    // Scaffolds: diphenylmethane twice, naphthalene once; benzene has one ring and is not counted.
+    let generated = [
+        "c1ccc(Cc2ccccc2)cc1",
+        "Cc1ccc(Cc2ccccc2)cc1",
+        "Oc1ccc2ccccc2c1",
+        "c1ccccc1",
+    ];
+    let reference = ReferenceSet::new(&["OCc1ccc(Cc2ccccc2)cc1", "c1ccc2ccccc2c1", "CCO"]);
+    let m = generation_metrics(&generated, None, Some(&reference));
+    let expected = (2.0 * 1.0 + 1.0 * 1.0) / (5.0f64.sqrt() * 2.0f64.sqrt());
+    assert!((m.scaf.unwrap() - expected).abs() < 1e-12, "{:?}", m.scaf);
+    let m = generation_metrics(&["CCO"], None, Some(&reference));
+    assert_eq!(m.scaf, None, "no generated scaffold: MOSES gives NaN");
+}
+
+#[test]
+fn filters_follow_moses_rules() {
+    let passes = |s: &str| Molecule::parse(s).unwrap().passes_filters().unwrap();
+    assert!(passes("CCO"));
+    assert!(passes("C1CCCCCC1"), "a 7-ring is allowed");
+    assert!(!passes("C1CCCCCCC1"), "rings of 8 atoms or more are not");
+    assert!(!passes("CC[NH3+]"), "no formal charges");
+    assert!(!passes("C[Si](C)(C)C"), "only C, N, S, O, F, Cl, Br, H");
+    assert!(!passes("CCCl"), "MCF4: primary alkyl halide");
+    assert!(!passes("C=CC#N"), "MCF1: acrylonitrile");
+    let m = generation_metrics(&["CCO", "CCCl", "CC[NH3+]", "CCN", "bad"], None, None);
+    assert_eq!(m.filters, Some(0.5), "over valid molecules only");
 }
 
 proptest! {

@@ -812,8 +812,8 @@ where
     let sampled = draw_samples(&best, &data.vocab, config, u64::MAX, &device);
     let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
     let reference: Vec<&str> = data.reference.iter().map(String::as_str).collect();
-    let reference_fps = xp_chem::fingerprints(&reference);
-    let metrics = xp_chem::generation_metrics(&refs, Some(&train_canonical), Some(&reference_fps));
+    let reference = xp_chem::ReferenceSet::new(&reference);
+    let metrics = xp_chem::generation_metrics(&refs, Some(&train_canonical), Some(&reference));
     let metric_pairs = metric_pairs(state.best_val_loss, &metrics);
     let hparams = flatten_config(config);
     let metric_refs: Vec<(&str, f64)> =
@@ -869,16 +869,9 @@ fn metric_pairs(best_val_loss: Option<f64>, m: &GenerationMetrics) -> Vec<(Strin
     if let Some(v) = best_val_loss {
         out.insert(0, ("best_val_loss".to_owned(), v));
     }
-    for (name, value) in [
-        ("unique_at_1k", m.unique_at_1k),
-        ("unique_at_10k", m.unique_at_10k),
-        ("novelty", m.novelty),
-        ("int_div1", m.int_div1),
-        ("int_div2", m.int_div2),
-        ("snn", m.snn),
-    ] {
-        if let Some(v) = value {
-            out.push((name.to_owned(), v));
+    for entry in m.entries() {
+        if let Some(v) = entry.value {
+            out.push((entry.key.to_owned(), v));
         }
     }
     out
