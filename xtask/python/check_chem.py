@@ -3,8 +3,8 @@ sample xtask wrote; ours must agree (validity and canonical form on every molecu
 within 1e-3). Usage: check_chem.py WORKDIR FILTERS_DIR (WORKDIR: sample.txt, train.txt,
 reference.txt, ours.json; FILTERS_DIR: MOSES's mcf.csv and wehi_pains.csv).
 
-Scaf and Filters follow moses/metrics/utils.py (molsets 0.3.1): compute_scaffold with
-min_rings=2, mol_passes_filters, cos_similarity."""
+Frag, Scaf and Filters follow moses/metrics/utils.py (molsets 0.3.1): fragmenter
+(FragmentOnBRICSBonds), compute_scaffold with min_rings=2, mol_passes_filters, cos_similarity."""
 
 import json
 import math
@@ -49,6 +49,17 @@ def compute_scaffold(m, min_rings=2):
     if smiles == "" or n_rings < min_rings:
         return None
     return smiles
+
+
+def fragmenter(m):
+    return Chem.MolToSmiles(AllChem.FragmentOnBRICSBonds(m)).split(".")
+
+
+def fragment_counts(mols):
+    counts = Counter()
+    for m in mols:
+        counts.update(fragmenter(m))
+    return counts
 
 
 def load_filters(folder):
@@ -103,6 +114,19 @@ def main():
     gen_mols = [Chem.MolFromSmiles(c) for c in can]
     scaffolds = lambda mols: Counter(s for s in map(compute_scaffold, mols) if s is not None)
     passes = [passes_filters(m, filters) for m in gen_mols]
+    if len(ours["per_molecule"]) != len(valid):
+        failures.append(f"{len(ours['per_molecule'])} molecules described, RDKit has {len(valid)} valid")
+    for s, m, o in zip([s for s in sample if mol(s) is not None], valid, ours["per_molecule"]):
+        scaffold = MurckoScaffold.GetScaffoldForMol(m)
+        expect = {
+            "fragments": sorted(fragmenter(m)),
+            "scaffold": Chem.MolToSmiles(scaffold),
+            "scaffold_rings": scaffold.GetRingInfo().NumRings(),
+            "passes_filters": passes_filters(m, filters),
+        }
+        for key, value in expect.items():
+            if o[key] != value:
+                failures.append(f"{s!r} {key}: RDKit/MOSES {value!r}, ours {o[key]!r}")
     sims = np.array([DataStructs.BulkTanimotoSimilarity(f, fps) for f in fps])
     expect = {
         "validity": len(valid) / len(sample),
@@ -112,6 +136,7 @@ def main():
         "int_div1": 1 - sims.mean(),
         "int_div2": 1 - math.sqrt((sims**2).mean()),
         "snn": float(np.mean([max(DataStructs.BulkTanimotoSimilarity(f, ref)) for f in fps])),
+        "frag": cos_similarity(fragment_counts(ref_mols), fragment_counts(gen_mols)),
         "scaf": cos_similarity(scaffolds(ref_mols), scaffolds(gen_mols)),
         "filters": sum(passes) / len(passes),
     }
@@ -125,7 +150,8 @@ def main():
         sys.exit(1)
     n_valid = sum(o is not None for o in ours["canonical"])
     print(f"chem oracle: {len(sample)} SMILES ({n_valid} valid, {len(passes) - sum(passes)} failing "
-          f"MOSES's filters) agree with RDKit {Chem.rdBase.rdkitVersion}; "
+          f"MOSES's filters) agree with RDKit {Chem.rdBase.rdkitVersion} (canonical SMILES, BRICS fragments, "
+          f"Murcko scaffolds, filter verdicts); "
           f"metrics within 1e-3: " + ", ".join(f"{k} {v:.4f}" for k, v in expect.items()))
 
 

@@ -230,6 +230,22 @@ fn chem(python: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|s| xp_chem::canonical_smiles(s).ok())
         .collect();
+    // Per valid molecule: BRICS fragments (sorted), Murcko scaffold and its ring count, filters.
+    let per_molecule: Vec<serde_json::Value> = sample
+        .iter()
+        .filter_map(|s| xp_chem::Molecule::parse(s).ok())
+        .map(|mol| -> anyhow::Result<serde_json::Value> {
+            let mut fragments = mol.brics_fragments()?;
+            fragments.sort();
+            let scaffold = mol.murcko_scaffold()?;
+            Ok(json!({
+                "fragments": fragments,
+                "scaffold": scaffold.canonical_smiles()?,
+                "scaffold_rings": scaffold.ring_count()?,
+                "passes_filters": mol.passes_filters()?,
+            }))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let metrics = xp_chem::generation_metrics(
         &as_strs(&sample),
         Some(&xp_chem::canonical_set(&as_strs(&train))),
@@ -241,7 +257,11 @@ fn chem(python: &Path) -> anyhow::Result<()> {
     std::fs::write(w.join("reference.txt"), lines(&reference))?;
     std::fs::write(
         w.join("ours.json"),
-        serde_json::to_vec(&json!({"canonical": canonical, "metrics": metrics}))?,
+        serde_json::to_vec(&json!({
+            "canonical": canonical,
+            "per_molecule": per_molecule,
+            "metrics": metrics,
+        }))?,
     )?;
     let filters = crate::root().join("crates/xp-chem/assets/moses");
     run(script(python, "check_chem.py").arg(w).arg(filters))

@@ -103,8 +103,9 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
             opt(m.int_div1),
         );
         println!(
-            "                   SNN {}, Scaf {}, Filters {}",
+            "                   SNN {}, Frag {}, Scaf {}, Filters {}",
             opt(m.snn),
+            opt(m.frag),
             opt(m.scaf),
             opt(m.filters)
         );

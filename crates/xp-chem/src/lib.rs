@@ -3,6 +3,7 @@
 //! fingerprints, MOSES's generation metrics and molecule grid images.
 
 mod filters;
+mod fragments;
 mod grid;
 mod metrics;
 mod molecule;

@@ -1,7 +1,7 @@
 //! Generation metrics with MOSES's definitions (moses/metrics/metrics.py): validity, unique@k,
 //! novelty, internal diversity (IntDiv1, IntDiv2), similarity to a nearest neighbour (SNN, on
-//! Morgan fingerprints of radius 2 folded to 1024 bits), scaffold similarity (Scaf) and the
-//! share passing MOSES's filters. Parallel on all cores.
+//! Morgan fingerprints of radius 2 folded to 1024 bits), fragment and scaffold similarity (Frag,
+//! Scaf) and the share passing MOSES's filters. Parallel on all cores.
 
 use std::collections::{HashMap, HashSet};
 
@@ -33,6 +33,9 @@ pub struct GenerationMetrics {
     pub int_div2: Option<f64>,
     /// Mean, over valid molecules, of the highest Tanimoto similarity to the reference set.
     pub snn: Option<f64>,
+    /// Cosine similarity of the BRICS fragment counts of the valid molecules and of the reference
+    /// set.
+    pub frag: Option<f64>,
     /// Cosine similarity of the Bemis-Murcko scaffold counts (scaffolds of two rings or more) of
     /// the valid molecules and of the reference set.
     pub scaf: Option<f64>,
@@ -58,6 +61,7 @@ impl GenerationMetrics {
             entry("int_div1", "IntDiv1", self.int_div1),
             entry("int_div2", "IntDiv2", self.int_div2),
             entry("snn", "SNN", self.snn),
+            entry("frag", "Frag", self.frag),
             entry("scaf", "Scaf", self.scaf),
             entry("filters", "Filters", self.filters),
         ]
@@ -68,6 +72,7 @@ impl GenerationMetrics {
 struct Features {
     canonical: String,
     fingerprint: Fingerprint,
+    fragments: Vec<String>,
     scaffold: Option<String>,
     passes_filters: bool,
 }
@@ -92,6 +97,7 @@ fn prepare(smiles: &[&str]) -> Vec<Option<Features>> {
             Some(Features {
                 canonical: mol.canonical_smiles().ok()?,
                 fingerprint: mol.morgan_fingerprint(RADIUS, BITS).ok()?,
+                fragments: mol.brics_fragments().ok()?,
                 scaffold: scaffold(&mol).ok()?,
                 passes_filters: mol.passes_filters().ok()?,
             })
@@ -99,33 +105,40 @@ fn prepare(smiles: &[&str]) -> Vec<Option<Features>> {
         .collect()
 }
 
-/// The set generated molecules are compared with (MOSES: its test set): fingerprints for SNN and
-/// scaffold counts for Scaf, computed once.
+/// The set generated molecules are compared with (MOSES: its test set): fingerprints for SNN,
+/// fragment counts for Frag and scaffold counts for Scaf, computed once.
 #[derive(Debug, Clone, Default)]
 pub struct ReferenceSet {
     fingerprints: Vec<Fingerprint>,
+    fragments: HashMap<String, usize>,
     scaffolds: HashMap<String, usize>,
+}
+
+fn count<I: IntoIterator<Item = String>>(counts: &mut HashMap<String, usize>, items: I) {
+    for item in items {
+        *counts.entry(item).or_default() += 1;
+    }
 }
 
 impl ReferenceSet {
     /// The reference features of the valid molecules among `smiles` (invalid ones are skipped).
     pub fn new(smiles: &[&str]) -> Self {
-        let features: Vec<(Fingerprint, Option<String>)> = smiles
+        let features: Vec<(Fingerprint, Vec<String>, Option<String>)> = smiles
             .par_iter()
             .filter_map(|s| {
                 let mol = Molecule::parse(s).ok()?;
                 Some((
                     mol.morgan_fingerprint(RADIUS, BITS).ok()?,
+                    mol.brics_fragments().ok()?,
                     scaffold(&mol).ok()?,
                 ))
             })
             .collect();
         let mut reference = ReferenceSet::default();
-        for (fingerprint, scaffold) in features {
+        for (fingerprint, fragments, scaffold) in features {
             reference.fingerprints.push(fingerprint);
-            if let Some(scaffold) = scaffold {
-                *reference.scaffolds.entry(scaffold).or_default() += 1;
-            }
+            count(&mut reference.fragments, fragments);
+            count(&mut reference.scaffolds, scaffold);
         }
         reference
     }
@@ -184,7 +197,7 @@ fn internal_diversity(fps: &[Fingerprint], p: i32) -> Option<f64> {
 }
 
 /// The metrics of `generated`, with novelty against `train` (canonical SMILES, see
-/// [`canonical_set`]) and SNN and Scaf against `reference`, when given.
+/// [`canonical_set`]) and SNN, Frag and Scaf against `reference`, when given.
 pub fn generation_metrics(
     generated: &[&str],
     train: Option<&HashSet<String>>,
@@ -194,9 +207,10 @@ pub fn generation_metrics(
     let valid: Vec<&Features> = prepared.iter().flatten().collect();
     let canonical: Vec<&str> = valid.iter().map(|f| f.canonical.as_str()).collect();
     let fps: Vec<Fingerprint> = valid.iter().map(|f| f.fingerprint.clone()).collect();
-    let mut scaffolds: HashMap<String, usize> = HashMap::new();
-    for scaffold in valid.iter().filter_map(|f| f.scaffold.clone()) {
-        *scaffolds.entry(scaffold).or_default() += 1;
+    let (mut fragments, mut scaffolds) = (HashMap::new(), HashMap::new());
+    for f in &valid {
+        count(&mut fragments, f.fragments.iter().cloned());
+        count(&mut scaffolds, f.scaffold.clone());
     }
     let distinct: HashSet<&str> = canonical.iter().copied().collect();
     let novelty = train.filter(|_| !distinct.is_empty()).map(|train| {
@@ -217,6 +231,7 @@ pub fn generation_metrics(
                 .sum();
             total / fps.len() as f64
         });
+    let frag = reference.and_then(|r| cosine_similarity(&r.fragments, &fragments));
     let scaf = reference.and_then(|r| cosine_similarity(&r.scaffolds, &scaffolds));
     let filters = (!valid.is_empty())
         .then(|| valid.iter().filter(|f| f.passes_filters).count() as f64 / valid.len() as f64);
@@ -233,6 +248,7 @@ pub fn generation_metrics(
         int_div1: internal_diversity(&fps, 1),
         int_div2: internal_diversity(&fps, 2),
         snn,
+        frag,
         scaf,
         filters,
     }

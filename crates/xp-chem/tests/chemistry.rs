@@ -258,3 +258,42 @@ proptest! {
         prop_assert!(xp_chem::tokenize(&plain).is_ok());
     }
 }
+
+#[test]
+fn brics_fragments_as_rdkit() {
+    let fragments = |s: &str| {
+        let mut f = Molecule::parse(s).unwrap().brics_fragments().unwrap();
+        f.sort();
+        f
+    };
+    // RDKit's Chem.MolToSmiles(AllChem.FragmentOnBRICSBonds(m)).split('.'), sorted.
+    assert_eq!(
+        fragments("CCCOCCC(=O)c1ccccc1"),
+        ["[16*]c1ccccc1", "[3*]O[3*]", "[4*]CCC", "[4*]CCC([6*])=O"]
+    );
+    assert_eq!(
+        fragments("C=CC(=O)N[C@@H](C)c1ccncc1"),
+        [
+            "[1*]C(=O)C=C",
+            "[16*]c1ccncc1",
+            "[4*][C@H]([8*])C",
+            "[5*]N[5*]"
+        ]
+    );
+    assert_eq!(
+        fragments("Cn1cc(-c2ccccc2)cn1"),
+        ["[16*]c1ccccc1", "[16*]c1cnn(C)c1"]
+    );
+    assert_eq!(fragments("CCO"), ["CCO"]);
+}
+
+#[test]
+fn frag_is_the_cosine_similarity_of_fragment_counts() {
+    let reference = ReferenceSet::new(&["c1ccccc1NC(=O)C"]);
+    // Generated: [16*]c1ccccc1, [3*]O[3*], [4*]CCC, [4*]CCC([6*])=O; reference: [1*]C(C)=O,
+    // [16*]c1ccccc1, [5*]N[5*]. One fragment in common, once on each side.
+    let m = generation_metrics(&["CCCOCCC(=O)c1ccccc1"], None, Some(&reference));
+    let expected = 1.0 / (4.0f64.sqrt() * 3.0f64.sqrt());
+    assert!((m.frag.unwrap() - expected).abs() < 1e-12, "{:?}", m.frag);
+    assert_eq!(generation_metrics(&["CCO"], None, None).frag, None);
+}
