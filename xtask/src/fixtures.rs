@@ -42,7 +42,8 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_split(path: &Path) -> anyhow::Result<Vec<String>> {
+/// The SMILES of a MOSES split (`.csv.gz` with the header `SMILES`).
+pub(crate) fn read_split(path: &Path) -> anyhow::Result<Vec<String>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let reader = BufReader::new(flate2::read::GzDecoder::new(file));
     let mut lines = reader.lines();

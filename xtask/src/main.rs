@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's commands, in Rust so they run wherever cargo does.
 
 mod bench;
+mod bench_chem;
 mod bench_train;
 mod chem;
 mod codegen;

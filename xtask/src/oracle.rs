@@ -150,6 +150,18 @@ fn fixture(name: &str) -> anyhow::Result<Vec<String>> {
     Ok(text.lines().skip(1).map(str::to_owned).collect())
 }
 
+/// `smiles` broken in one of six ways a generative model breaks SMILES, picked by `kind`.
+pub(crate) fn broken(s: &str, kind: usize) -> String {
+    match kind % 6 {
+        0 => s[..s.len() - 1].to_owned(), // cut short
+        1 => format!("{}({}", &s[..s.len() / 2], &s[s.len() / 2..]), // unbalanced branch
+        2 => s.replacen('c', "C", 1),     // aromaticity lost
+        3 => s.replacen('1', "9", 1),     // ring never closed
+        4 => format!("C(C)(C)(C)(C){s}"), // pentavalent carbon
+        _ => s.replacen('(', "", 1),      // branch opened nowhere
+    }
+}
+
 /// The chemistry oracle's sample: valid MOSES SMILES, deliberately broken variants of them,
 /// variants MOSES's filters reject, and duplicates (so unique@k is below 1).
 fn chem_sample() -> anyhow::Result<Vec<String>> {
@@ -180,20 +192,12 @@ fn chem_sample() -> anyhow::Result<Vec<String>> {
     }
     let mut sample = valid.clone();
     for (i, s) in valid.iter().take(100).enumerate() {
-        let broken = match i % 6 {
-            0 => s[..s.len() - 1].to_owned(), // cut short
-            1 => format!("{}({}", &s[..s.len() / 2], &s[s.len() / 2..]), // unbalanced branch
-            2 => s.replacen('c', "C", 1),     // aromaticity lost
-            3 => s.replacen('1', "9", 1),     // ring never closed
-            4 => format!("C(C)(C)(C)(C){s}"), // pentavalent carbon
-            _ => s.replacen('(', "", 1),      // branch opened nowhere
-        };
-        sample.push(broken);
+        sample.push(broken(s, i));
     }
     // Valid molecules MOSES's filters reject (its splits were filtered, so they pass): each with a
     // substituent on its last atom that is charged, of another element, a large ring or an MCF or
     // PAINS motif. The substituent may break the molecule; validity is checked too.
-    const SUBSTITUENTS: [&str; 12] = [
+    const SUBSTITUENTS: [&str; 20] = [
         "N=Nc1ccccc1",
         "C=CC#N",
         "CCCl",
@@ -206,8 +210,16 @@ fn chem_sample() -> anyhow::Result<Vec<String>> {
         "OO",
         "C=Cc1ccc(O)cc1",
         "P(=O)(O)O",
+        "C(=O)C=C",
+        "SC#N",
+        "N(C)c1ccc(N)cc1",
+        "C=NNc1ccccc1",
+        "C(=S)N",
+        "N=O",
+        "C1=CC(=O)C=CC1=O",
+        "S(=O)(=O)F",
     ];
-    for (i, s) in valid.iter().skip(100).take(120).enumerate() {
+    for (i, s) in valid.iter().skip(60).take(240).enumerate() {
         sample.push(format!("{s}{}", SUBSTITUENTS[i % SUBSTITUENTS.len()]));
     }
     sample.extend(valid.iter().take(50).cloned());

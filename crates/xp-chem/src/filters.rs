@@ -32,17 +32,50 @@ fn smarts_column(csv_text: &str, has_header: bool, column: usize) -> Vec<String>
         .collect()
 }
 
+/// One filter: its query and its pattern fingerprint as a screen (RDKit's PatternFingerprint:
+/// a molecule that matches the query has every bit of the query's fingerprint set).
+struct Pattern {
+    query: QueryGraph,
+    screen: Option<Vec<u64>>,
+}
+
+/// The bits of a pattern fingerprint as words.
+fn words(fingerprint: &cosmolkit::Fingerprint) -> Vec<u64> {
+    let mut words = Vec::new();
+    for bit in fingerprint.on_bits() {
+        let (word, bit) = (bit as usize / 64, bit % 64);
+        if words.len() <= word {
+            words.resize(word + 1, 0);
+        }
+        words[word] |= 1 << bit;
+    }
+    words
+}
+
+/// Whether every bit of `screen` is set in `target`.
+fn covered(screen: &[u64], target: &[u64]) -> bool {
+    screen
+        .iter()
+        .enumerate()
+        .all(|(i, w)| w & !target.get(i).copied().unwrap_or(0) == 0)
+}
+
 /// The compiled MCF and PAINS patterns, parsed once per process.
-fn patterns() -> &'static [QueryGraph] {
-    static PATTERNS: OnceLock<Vec<QueryGraph>> = OnceLock::new();
+fn patterns() -> &'static [Pattern] {
+    static PATTERNS: OnceLock<Vec<Pattern>> = OnceLock::new();
     PATTERNS.get_or_init(|| {
         smarts_column(MCF_CSV, true, 1)
             .into_iter()
             .chain(smarts_column(PAINS_CSV, false, 0))
             .map(|smarts| {
-                cosmolkit::parse_smarts(&smarts).unwrap_or_else(|e| {
+                let query = cosmolkit::parse_smarts(&smarts).unwrap_or_else(|e| {
                     panic!("bundled filter SMARTS {smarts:?} does not parse: {e} (a unit test)")
-                })
+                });
+                // Without a fingerprint the query is simply always tried.
+                let screen = cosmolkit::fingerprint_pattern_query(&query)
+                    .ok()
+                    .map(|fp| words(&fp));
+                Pattern { query, screen }
             })
             .collect()
     })
@@ -75,9 +108,15 @@ impl Molecule {
         }
         let hit = guarded(|| {
             let with_h = self.inner.with_hydrogens().map_err(|e| e.to_string())?;
+            let target = with_h.fingerprint_pattern().ok().map(|fp| words(&fp));
             for pattern in patterns() {
+                if let (Some(screen), Some(target)) = (&pattern.screen, &target)
+                    && !covered(screen, target)
+                {
+                    continue;
+                }
                 if with_h
-                    .has_substruct_match(pattern)
+                    .has_substruct_match(&pattern.query)
                     .map_err(|e| e.to_string())?
                 {
                     return Ok(true);

@@ -183,17 +183,28 @@ fn unique_at(canonical: &[&str], k: usize) -> Option<f64> {
     Some(distinct.len() as f64 / first.len() as f64)
 }
 
-/// MOSES's `internal_diversity`: over all ordered pairs, the molecule with itself included.
-fn internal_diversity(fps: &[Fingerprint], p: i32) -> Option<f64> {
+/// MOSES's `internal_diversity` for p = 1 and p = 2 (IntDiv1, IntDiv2): over all ordered pairs,
+/// each molecule with itself included. Tanimoto is symmetric and 1 on the diagonal, so one pass
+/// over the pairs i < j gives both.
+fn internal_diversity(fps: &[Fingerprint]) -> Option<(f64, f64)> {
     if fps.is_empty() {
         return None;
     }
-    let total: f64 = fps
+    let (sum, sum_sq) = fps
         .par_iter()
-        .map(|a| fps.iter().map(|b| a.tanimoto(b).powi(p)).sum::<f64>())
-        .sum();
-    let mean = total / (fps.len() as f64 * fps.len() as f64);
-    Some(1.0 - mean.powf(1.0 / f64::from(p)))
+        .enumerate()
+        .map(|(i, a)| {
+            fps[i + 1..].iter().fold((0.0, 0.0), |(s, s2), b| {
+                let t = a.tanimoto(b);
+                (s + t, s2 + t * t)
+            })
+        })
+        .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+    let n = fps.len() as f64;
+    let pairs = n * n;
+    let mean = (n + 2.0 * sum) / pairs;
+    let mean_sq = (n + 2.0 * sum_sq) / pairs;
+    Some((1.0 - mean, 1.0 - mean_sq.sqrt()))
 }
 
 /// The metrics of `generated`, with novelty against `train` (canonical SMILES, see
@@ -231,6 +242,7 @@ pub fn generation_metrics(
                 .sum();
             total / fps.len() as f64
         });
+    let int_div = internal_diversity(&fps);
     let frag = reference.and_then(|r| cosine_similarity(&r.fragments, &fragments));
     let scaf = reference.and_then(|r| cosine_similarity(&r.scaffolds, &scaffolds));
     let filters = (!valid.is_empty())
@@ -245,8 +257,8 @@ pub fn generation_metrics(
         unique_at_1k: unique_at(&canonical, 1_000),
         unique_at_10k: unique_at(&canonical, 10_000),
         novelty,
-        int_div1: internal_diversity(&fps, 1),
-        int_div2: internal_diversity(&fps, 2),
+        int_div1: int_div.map(|d| d.0),
+        int_div2: int_div.map(|d| d.1),
         snn,
         frag,
         scaf,
