@@ -61,13 +61,19 @@ pub fn chem() -> anyhow::Result<()> {
     );
 
     let gen_refs = as_strs(&generated);
-    let (canon_t, canonical) = seconds(|| {
-        gen_refs
-            .par_iter()
-            .map(|s| xp_chem::canonical_smiles(s).ok())
-            .collect::<Vec<_>>()
-    });
-    let valid = canonical.iter().flatten().count();
+    // This VM's speed varies between runs: the best of three, on both sides.
+    let mut canon_t = f64::INFINITY;
+    let mut valid = 0;
+    for _ in 0..3 {
+        let (t, canonical) = seconds(|| {
+            gen_refs
+                .par_iter()
+                .map(|s| xp_chem::canonical_smiles(s).ok())
+                .collect::<Vec<_>>()
+        });
+        canon_t = canon_t.min(t);
+        valid = canonical.iter().flatten().count();
+    }
     let (metrics_t, metrics) = seconds(|| {
         let train = xp_chem::canonical_set(&as_strs(&train));
         let reference = xp_chem::ReferenceSet::new(&as_strs(&reference));

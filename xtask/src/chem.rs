@@ -24,7 +24,7 @@ pub enum ChemCommand {
         /// Training set, for novelty.
         #[arg(long)]
         train: Option<PathBuf>,
-        /// Reference set, for SNN.
+        /// Reference set (MOSES: its test split), for SNN, Frag and Scaf.
         #[arg(long)]
         reference: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Table)]

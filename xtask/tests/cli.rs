@@ -440,6 +440,46 @@ fn chem_metrics_reads_csv_and_prints_json() {
     assert_eq!(m["validity"], 0.75);
     assert_eq!(m["novelty"], 0.5);
     assert!(m["snn"].is_null(), "no reference given");
+    assert!(m["frag"].is_null() && m["scaf"].is_null());
+    assert_eq!(m["filters"], 1.0);
+    // The table, with a reference set: every MOSES metric on its own row.
+    let reference = dir.path().join("ref.txt");
+    std::fs::write(
+        &reference,
+        "c1ccccc1O
+c1ccc2ccccc2c1
+",
+    )
+    .unwrap();
+    let out = xtask(&[
+        "chem",
+        "metrics",
+        "--generated",
+        generated.to_str().unwrap(),
+        "--reference",
+        reference.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let row = |label: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no {label} row in\n{table}"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(row("validity"), "0.7500");
+    assert_eq!(row("Filters"), "1.0000");
+    assert_eq!(
+        row("Scaf"),
+        "-",
+        "no scaffold of two rings among the generated"
+    );
+    assert_ne!(row("Frag"), "-");
+    assert_ne!(row("SNN"), "-");
     let out = xtask(&["chem", "metrics", "--generated", "/nonexistent.csv"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("reading /nonexistent.csv"));
