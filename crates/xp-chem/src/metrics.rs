@@ -68,13 +68,15 @@ impl GenerationMetrics {
     }
 }
 
-/// What MOSES computes per valid molecule.
+/// What MOSES computes per valid molecule. Validity is parsing and a canonical SMILES; should
+/// the engine fail on one of the other computations, the molecule stays valid and only that
+/// metric leaves it out.
 struct Features {
     canonical: String,
-    fingerprint: Fingerprint,
-    fragments: Vec<String>,
-    scaffold: Option<String>,
-    passes_filters: bool,
+    fingerprint: Option<Fingerprint>,
+    fragments: Option<Vec<String>>,
+    scaffold: Option<Option<String>>,
+    passes_filters: Option<bool>,
 }
 
 /// Fewer rings than this and MOSES does not count the scaffold (`compute_scaffold`, min_rings=2).
@@ -96,10 +98,10 @@ fn prepare(smiles: &[&str]) -> Vec<Option<Features>> {
             let mol = Molecule::parse(s).ok()?;
             Some(Features {
                 canonical: mol.canonical_smiles().ok()?,
-                fingerprint: mol.morgan_fingerprint(RADIUS, BITS).ok()?,
-                fragments: mol.brics_fragments().ok()?,
-                scaffold: scaffold(&mol).ok()?,
-                passes_filters: mol.passes_filters().ok()?,
+                fingerprint: mol.morgan_fingerprint(RADIUS, BITS).ok(),
+                fragments: mol.brics_fragments().ok(),
+                scaffold: scaffold(&mol).ok(),
+                passes_filters: mol.passes_filters().ok(),
             })
         })
         .collect()
@@ -121,29 +123,32 @@ fn count<I: IntoIterator<Item = String>>(counts: &mut HashMap<String, usize>, it
 }
 
 impl ReferenceSet {
-    /// The reference features of the valid molecules among `smiles` (invalid ones are skipped).
+    /// The reference features of the valid molecules among `smiles` (invalid ones are skipped;
+    /// should the engine fail on one feature of a molecule, only that feature is left out).
     pub fn new(smiles: &[&str]) -> Self {
-        let features: Vec<(Fingerprint, Vec<String>, Option<String>)> = smiles
+        type Parts = (Option<Fingerprint>, Option<Vec<String>>, Option<String>);
+        let features: Vec<Parts> = smiles
             .par_iter()
             .filter_map(|s| {
                 let mol = Molecule::parse(s).ok()?;
                 Some((
-                    mol.morgan_fingerprint(RADIUS, BITS).ok()?,
-                    mol.brics_fragments().ok()?,
-                    scaffold(&mol).ok()?,
+                    mol.morgan_fingerprint(RADIUS, BITS).ok(),
+                    mol.brics_fragments().ok(),
+                    scaffold(&mol).ok().flatten(),
                 ))
             })
             .collect();
         let mut reference = ReferenceSet::default();
         for (fingerprint, fragments, scaffold) in features {
-            reference.fingerprints.push(fingerprint);
-            count(&mut reference.fragments, fragments);
+            reference.fingerprints.extend(fingerprint);
+            count(&mut reference.fragments, fragments.into_iter().flatten());
             count(&mut reference.scaffolds, scaffold);
         }
         reference
     }
 
-    /// The number of valid reference molecules.
+    /// The number of reference molecules with a fingerprint (all the valid ones, but for an
+    /// engine failure).
     pub fn len(&self) -> usize {
         self.fingerprints.len()
     }
@@ -217,11 +222,11 @@ pub fn generation_metrics(
     let prepared = prepare(generated);
     let valid: Vec<&Features> = prepared.iter().flatten().collect();
     let canonical: Vec<&str> = valid.iter().map(|f| f.canonical.as_str()).collect();
-    let fps: Vec<Fingerprint> = valid.iter().map(|f| f.fingerprint.clone()).collect();
+    let fps: Vec<Fingerprint> = valid.iter().filter_map(|f| f.fingerprint.clone()).collect();
     let (mut fragments, mut scaffolds) = (HashMap::new(), HashMap::new());
     for f in &valid {
-        count(&mut fragments, f.fragments.iter().cloned());
-        count(&mut scaffolds, f.scaffold.clone());
+        count(&mut fragments, f.fragments.iter().flatten().cloned());
+        count(&mut scaffolds, f.scaffold.clone().flatten());
     }
     let distinct: HashSet<&str> = canonical.iter().copied().collect();
     let novelty = train.filter(|_| !distinct.is_empty()).map(|train| {
@@ -245,8 +250,9 @@ pub fn generation_metrics(
     let int_div = internal_diversity(&fps);
     let frag = reference.and_then(|r| cosine_similarity(&r.fragments, &fragments));
     let scaf = reference.and_then(|r| cosine_similarity(&r.scaffolds, &scaffolds));
-    let filters = (!valid.is_empty())
-        .then(|| valid.iter().filter(|f| f.passes_filters).count() as f64 / valid.len() as f64);
+    let verdicts: Vec<bool> = valid.iter().filter_map(|f| f.passes_filters).collect();
+    let filters = (!verdicts.is_empty())
+        .then(|| verdicts.iter().filter(|&&p| p).count() as f64 / verdicts.len() as f64);
     GenerationMetrics {
         count: generated.len(),
         validity: if generated.is_empty() {
