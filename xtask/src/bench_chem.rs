@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::bench::{python_json, seconds};
 use crate::fixtures::read_split;
-use crate::oracle::{as_strs, broken};
+use crate::oracle::{as_strs, broken, write_lines};
 
 const GENERATED: usize = 30_000;
 const TRAIN: usize = 50_000;
@@ -51,10 +51,9 @@ pub fn chem() -> anyhow::Result<()> {
     let reference: Vec<String> = test_split.iter().take(REFERENCE).cloned().collect();
 
     let work = tempfile::tempdir()?;
-    let lines = |v: &[String]| v.iter().map(|s| format!("{s}\n")).collect::<String>();
-    std::fs::write(work.path().join("gen.txt"), lines(&generated))?;
-    std::fs::write(work.path().join("train.txt"), lines(&train))?;
-    std::fs::write(work.path().join("reference.txt"), lines(&reference))?;
+    write_lines(&work.path().join("gen.txt"), &generated)?;
+    write_lines(&work.path().join("train.txt"), &train)?;
+    write_lines(&work.path().join("reference.txt"), &reference)?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "bench chem: {GENERATED} generated SMILES, {TRAIN} training, {REFERENCE} reference; both sides on {workers} cores"

@@ -226,6 +226,14 @@ fn chem_sample() -> anyhow::Result<Vec<String>> {
     Ok(sample)
 }
 
+/// `lines` as a text file, one per line (the Python scripts read them so).
+pub(crate) fn write_lines(path: &Path, lines: &[String]) -> std::io::Result<()> {
+    std::fs::write(
+        path,
+        lines.iter().map(|s| format!("{s}\n")).collect::<String>(),
+    )
+}
+
 pub(crate) fn as_strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -263,10 +271,9 @@ fn chem(python: &Path) -> anyhow::Result<()> {
         Some(&xp_chem::canonical_set(&as_strs(&train))),
         Some(&xp_chem::ReferenceSet::new(&as_strs(&reference))),
     );
-    let lines = |v: &[String]| v.iter().map(|s| format!("{s}\n")).collect::<String>();
-    std::fs::write(w.join("sample.txt"), lines(&sample))?;
-    std::fs::write(w.join("train.txt"), lines(&train))?;
-    std::fs::write(w.join("reference.txt"), lines(&reference))?;
+    write_lines(&w.join("sample.txt"), &sample)?;
+    write_lines(&w.join("train.txt"), &train)?;
+    write_lines(&w.join("reference.txt"), &reference)?;
     std::fs::write(
         w.join("ours.json"),
         serde_json::to_vec(&json!({

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use cosmolkit::QueryGraph;
 
-use crate::molecule::{ChemError, Molecule, guarded};
+use crate::molecule::{ChemError, Molecule, bit_words, guarded};
 
 /// MOSES's medicinal-chemistry filters (MCF), verbatim from molsets 0.3.1 (MIT, see LICENSE).
 const MCF_CSV: &str = include_str!("../assets/moses/mcf.csv");
@@ -39,19 +39,6 @@ struct Pattern {
     screen: Option<Vec<u64>>,
 }
 
-/// The bits of a pattern fingerprint as words.
-fn words(fingerprint: &cosmolkit::Fingerprint) -> Vec<u64> {
-    let mut words = Vec::new();
-    for bit in fingerprint.on_bits() {
-        let (word, bit) = (bit as usize / 64, bit % 64);
-        if words.len() <= word {
-            words.resize(word + 1, 0);
-        }
-        words[word] |= 1 << bit;
-    }
-    words
-}
-
 /// Whether every bit of `screen` is set in `target`.
 fn covered(screen: &[u64], target: &[u64]) -> bool {
     screen
@@ -74,7 +61,7 @@ fn patterns() -> &'static [Pattern] {
                 // Without a fingerprint the query is simply always tried.
                 let screen = cosmolkit::fingerprint_pattern_query(&query)
                     .ok()
-                    .map(|fp| words(&fp));
+                    .map(|fp| bit_words(&fp, 0));
                 Pattern { query, screen }
             })
             .collect()
@@ -108,7 +95,10 @@ impl Molecule {
         }
         let hit = guarded(|| {
             let with_h = self.inner.with_hydrogens().map_err(|e| e.to_string())?;
-            let target = with_h.fingerprint_pattern().ok().map(|fp| words(&fp));
+            let target = with_h
+                .fingerprint_pattern()
+                .ok()
+                .map(|fp| bit_words(&fp, 0));
             for pattern in patterns() {
                 if let (Some(screen), Some(target)) = (&pattern.screen, &target)
                     && !covered(screen, target)

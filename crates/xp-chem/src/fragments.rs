@@ -151,14 +151,14 @@ impl Molecule {
                     .map_err(|e| e.to_string())?
                 {
                     let (first, second) = (hit.atom_mapping[0], hit.atom_mapping[1]);
-                    let bond = topology
-                        .bonds
+                    let bond_id = topology
+                        .adjacency
+                        .neighbors_of(first)
                         .iter()
-                        .find(|b| {
-                            let ends = (b.begin().index(), b.end().index());
-                            ends == (first, second) || ends == (second, first)
-                        })
-                        .ok_or("a BRICS match without a bond")?;
+                        .find(|n| n.atom_index == second)
+                        .ok_or("a BRICS match without a bond")?
+                        .bond;
+                    let bond = &topology.bonds[bond_id.index()];
                     let cut = &mut cuts[bond.id().index()];
                     if cut.is_none() {
                         *cut = Some(if bond.begin().index() == first {

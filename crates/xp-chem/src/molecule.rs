@@ -39,6 +39,20 @@ pub struct Fingerprint {
     words: Vec<u64>,
 }
 
+/// The on-bits of an engine fingerprint as dense words: at least `n_bits` bits, more if a bit
+/// lies beyond.
+pub(crate) fn bit_words(fingerprint: &cosmolkit::Fingerprint, n_bits: u32) -> Vec<u64> {
+    let mut words = vec![0u64; (n_bits as usize).div_ceil(64)];
+    for bit in fingerprint.on_bits() {
+        let word = bit as usize / 64;
+        if words.len() <= word {
+            words.resize(word + 1, 0);
+        }
+        words[word] |= 1 << (bit % 64);
+    }
+    words
+}
+
 /// Runs `f`, turning a panic inside the engine into an error.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, ChemError> {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -120,11 +134,9 @@ impl Molecule {
                 .inner
                 .fingerprint_morgan_with_params(&params, None)
                 .map_err(|e| e.to_string())?;
-            let mut words = vec![0u64; (bits as usize).div_ceil(64)];
-            for bit in fp.on_bits() {
-                words[bit as usize / 64] |= 1 << (bit % 64);
-            }
-            Ok(Fingerprint { words })
+            Ok(Fingerprint {
+                words: bit_words(&fp, bits),
+            })
         })
     }
 }
