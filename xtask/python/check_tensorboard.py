@@ -5,6 +5,7 @@ Usage: check_tensorboard.py DIR"""
 
 import glob
 import io
+import logging
 import math
 import os
 import sys
@@ -13,7 +14,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from tb_oracle import check, failures, load
+from tensorboard.backend.event_processing import plugin_event_accumulator
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.util import tensor_util
 
 def f32(x):
     return float(np.float32(x))
@@ -59,6 +62,9 @@ def check_histogram(acc, tag, values, step):
 
 
 def main():
+    # The readers warn when they purge a crashed session's events, which the resumed run below
+    # makes them do on purpose.
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
     root = sys.argv[1]
     w = load(os.path.join(root, "writer"))
     got = scalars(w, "loss/train")
@@ -107,6 +113,28 @@ def main():
     sei = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"]).session_end_info
     check(sei.status == api_pb2.STATUS_SUCCESS, "session end status")
     check([v for _, v, _ in scalars(hp, "hparam/val_loss")] == [0.25], "hparams metric scalar")
+
+    # A crashed session resumed from its checkpoint at step 4: both of TensorBoard's readers show
+    # each step once, with the resumed session's value from step 4 on, and drop what the crashed
+    # session logged past it. The server's reader (plugin_event_accumulator) purges only on a
+    # session start that follows another one.
+    crashed = glob.glob(os.path.join(root, "runs", "crashed_*"))
+    check(len(crashed) == 1, f"one crashed run directory: {crashed}")
+    want = [(s, 1.0 + s) for s in range(4)] + [(s, 100.0 + s) for s in range(4, 10)]
+    c = load(crashed[0])
+    got = [(s, v) for s, v, _ in scalars(c, "train/loss")]
+    check(got == want, f"resumed run, EventAccumulator: train/loss {got}")
+    server = plugin_event_accumulator.EventAccumulator(crashed[0], size_guidance={"tensors": 0})
+    server.Reload()
+    got = [(e.step, tensor_util.make_ndarray(e.tensor_proto).item()) for e in server.Tensors("train/loss")]
+    check(got == want, f"resumed run, the server's reader: train/loss {got}")
+    configs = [(e.step, e.tensor_proto.string_val[0].decode()) for e in server.Tensors("config/text_summary")]
+    check([s for s, _ in configs] == [0, 4] and "seed = 2" in configs[1][1],
+          f"resumed run: each session's config, at its first step: {configs}")
+    text = server.Tensors("samples/text_summary")
+    check(text == [], f"resumed run: the crashed session's text is dropped: {text}")
+    df = pd.read_json(os.path.join(crashed[0], "metrics.jsonl"), lines=True, precise_float=True)
+    check([(s, v) for s, v in zip(df.step, df.value)] == want, f"resumed run: metrics.jsonl {df.values.tolist()}")
 
     run = glob.glob(os.path.join(root, "runs", "demo_*"))
     check(len(run) == 1, f"one run directory: {run}")

@@ -87,5 +87,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     logger.log_scalar("odd", f64::NAN)?;
     println!("{}", logger.run_dir().display());
     logger.close()?;
+
+    // A session that crashed after its checkpoint at step 4, having logged steps 4..=7 (a text at
+    // 6) and torn its last metrics line; the resumed session logs steps 4..=9 again.
+    let mut crashed = ExperimentLogger::create(format!("{dir}/runs"), "crashed", "seed = 1\n")?;
+    let run_dir = crashed.run_dir().to_path_buf();
+    for step in 0..=7 {
+        crashed.set_step(step);
+        crashed.log_scalar("train/loss", 1.0 + step as f64)?;
+        if step == 6 {
+            crashed.log_text("samples", "from the crashed session")?;
+        }
+    }
+    crashed.close()?;
+    let metrics = run_dir.join(xp_log::METRICS_FILE);
+    let mut text = std::fs::read(&metrics)?;
+    text.extend_from_slice(br#"{"step":8,"tag":"tra"#);
+    std::fs::write(&metrics, text)?;
+    let mut resumed = ExperimentLogger::resume(&run_dir, 4, "seed = 2\n")?;
+    for step in 4..=9 {
+        resumed.set_step(step);
+        resumed.log_scalar("train/loss", 100.0 + step as f64)?;
+    }
+    resumed.close()?;
     Ok(())
 }

@@ -49,8 +49,8 @@ impl ExperimentLogger {
         std::fs::write(&config_path, config_toml).map_err(io("write", &config_path))?;
         let metrics_path = run_dir.join(METRICS_FILE);
         let metrics = File::create(&metrics_path).map_err(io("create", &metrics_path))?;
-        let writer = SummaryWriter::new(&run_dir)?;
-        writer.add_text("config", &format!("```toml\n{config_toml}\n```"), 0)?;
+        let writer = SummaryWriter::new_session(&run_dir, 0)?;
+        writer.add_text("config", &config_text(config_toml), 0)?;
         Ok(ExperimentLogger {
             run_dir,
             writer,
@@ -59,21 +59,32 @@ impl ExperimentLogger {
         })
     }
 
-    /// Reopens an existing run directory to go on logging into it (a resumed run): a new event
-    /// file beside the old ones (TensorBoard reads them all), `metrics.jsonl` appended to.
-    /// `step` is where the run goes on from.
-    pub fn resume(run_dir: impl AsRef<Path>, step: i64) -> Result<Self, LogError> {
+    /// Reopens an existing run directory to go on logging into it (a run resumed from a
+    /// checkpoint taken at `step`). What the interrupted session logged at `step` or later is
+    /// superseded, since the resumed run logs those steps again: TensorBoard is told to drop those
+    /// events (a new event file that starts a session at `step`, see
+    /// [`SummaryWriter::new_session`]), and `metrics.jsonl` keeps only its complete lines before
+    /// `step` (rewritten through a temporary file and a rename, so a crash here loses nothing).
+    /// `config_toml`, the config this session runs with, is logged as a `config` text summary at
+    /// `step`; `config.toml` stays the one the run started with.
+    pub fn resume(
+        run_dir: impl AsRef<Path>,
+        step: i64,
+        config_toml: &str,
+    ) -> Result<Self, LogError> {
         let run_dir = run_dir.as_ref().to_path_buf();
         let metrics_path = run_dir.join(METRICS_FILE);
         if !run_dir.join(CONFIG_FILE).is_file() {
             return Err(LogError::NotARunDir { path: run_dir });
         }
+        truncate_metrics(&metrics_path, step)?;
         let metrics = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(&metrics_path)
             .map_err(io("open", &metrics_path))?;
-        let writer = SummaryWriter::new(&run_dir)?;
+        let writer = SummaryWriter::new_session(&run_dir, step)?;
+        writer.add_text("config", &config_text(config_toml), step)?;
         Ok(ExperimentLogger {
             run_dir,
             writer,
@@ -179,6 +190,58 @@ impl ExperimentLogger {
         self.flush()?;
         self.writer.close()
     }
+}
+
+fn config_text(config_toml: &str) -> String {
+    format!("```toml\n{config_toml}\n```")
+}
+
+/// Keeps the lines of the metrics mirror at `path` that are complete (a crash can leave the last
+/// one torn) and logged before `step`. Lines whose step cannot be read are kept: they are not ours
+/// to judge.
+fn truncate_metrics(path: &Path, step: i64) -> Result<(), LogError> {
+    use std::io::BufRead;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("open", path)(e)),
+    };
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut reader = std::io::BufReader::new(file);
+    let mut out = BufWriter::new(File::create(&tmp).map_err(io("create", &tmp))?);
+    let mut line = Vec::new();
+    let mut dropped = false;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        let keep = line.ends_with(b"\n") && line_step(&line).is_none_or(|s| s < step);
+        if keep {
+            out.write_all(&line).map_err(io("write", &tmp))?;
+        } else {
+            dropped = true;
+        }
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| io("write", &tmp)(e.into_error()))?;
+    if !dropped {
+        drop(file);
+        return std::fs::remove_file(&tmp).map_err(io("remove", &tmp));
+    }
+    file.sync_all().map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("replace", path))
+}
+
+/// The step of a metrics line as [`ExperimentLogger`] writes it: `{"step":N,...`.
+fn line_step(line: &[u8]) -> Option<i64> {
+    let rest = line.strip_prefix(b"{\"step\":")?;
+    let end = rest.iter().position(|&b| b == b',')?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
 fn escape_json(s: &str) -> String {

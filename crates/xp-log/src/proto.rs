@@ -12,8 +12,31 @@ pub struct Event {
     pub wall_time: f64,
     #[prost(int64, tag = "2")]
     pub step: i64,
-    #[prost(oneof = "event::What", tags = "3, 5")]
+    #[prost(oneof = "event::What", tags = "3, 5, 7")]
     pub what: Option<event::What>,
+}
+
+/// A session's start, stop or checkpoint; a START at step `s` tells readers that events at step
+/// `s` or later in earlier files were superseded by a restart.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionLog {
+    #[prost(enumeration = "session_log::Status", tag = "1")]
+    pub status: i32,
+    #[prost(string, tag = "2")]
+    pub checkpoint_path: String,
+    #[prost(string, tag = "3")]
+    pub msg: String,
+}
+
+pub mod session_log {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+    #[repr(i32)]
+    pub enum Status {
+        Unspecified = 0,
+        Start = 1,
+        Stop = 2,
+        Checkpoint = 3,
+    }
 }
 
 pub mod event {
@@ -23,6 +46,8 @@ pub mod event {
         FileVersion(String),
         #[prost(message, tag = "5")]
         Summary(super::Summary),
+        #[prost(message, tag = "7")]
+        SessionLog(super::SessionLog),
     }
 }
 

@@ -15,7 +15,7 @@ use prost::Message;
 
 use crate::LogError;
 use crate::error::io;
-use crate::proto::{Event, Summary, event::What, summary};
+use crate::proto::{Event, SessionLog, Summary, event::What, session_log, summary};
 use crate::record::frame;
 use crate::summary::{
     HParam, Image, default_bucket_edges, histogram, histogram_value, hparams_values, image_value,
@@ -68,24 +68,56 @@ fn host() -> String {
     name.trim().replace(['/', '\\'], "_")
 }
 
-/// Creates `dir` and a new event file in it, with its `file_version` record written.
-fn create_event_file(dir: &Path) -> Result<(File, PathBuf), LogError> {
+/// Seconds field of an event file's name (`events.out.tfevents.{secs}.{host}.{pid}.{n}`).
+fn name_secs(name: &str) -> Option<u64> {
+    name.strip_prefix("events.out.tfevents.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Creates `dir` and a new event file in it, with its `file_version` record written, and, for a
+/// restarted run, a `SessionLog` START at `purge_from`. Readers take a folder's event files in
+/// name order, so the new name sorts after every event file already there (a resumed run started
+/// within the same second as the old one, or with a smaller pid, would otherwise come first).
+fn create_event_file(dir: &Path, purge_from: Option<i64>) -> Result<(File, PathBuf), LogError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(dir).map_err(io("create the log folder", dir))?;
-    let secs = now() as u64;
+    let newest = std::fs::read_dir(dir)
+        .map_err(io("list the log folder", dir))?
+        .filter_map(|entry| name_secs(&entry.ok()?.file_name().to_string_lossy()))
+        .max();
+    let secs = match newest {
+        Some(newest) => (now() as u64).max(newest + 1),
+        None => now() as u64,
+    };
     let (host, pid) = (host(), std::process::id());
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("events.out.tfevents.{secs}.{host}.{pid}.{n}"));
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
-                let event = Event {
-                    wall_time: now(),
-                    step: 0,
+                let wall_time = now();
+                let mut events = vec![Event {
+                    wall_time,
+                    step: purge_from.unwrap_or(0),
                     what: Some(What::FileVersion("brain.Event:2".to_owned())),
-                };
+                }];
+                if let Some(step) = purge_from {
+                    events.push(Event {
+                        wall_time,
+                        step,
+                        what: Some(What::SessionLog(SessionLog {
+                            status: session_log::Status::Start as i32,
+                            ..SessionLog::default()
+                        })),
+                    });
+                }
                 let mut buf = Vec::new();
-                frame(&mut buf, &event.encode_to_vec());
+                for event in events {
+                    frame(&mut buf, &event.encode_to_vec());
+                }
                 file.write_all(&buf).map_err(io("write", &path))?;
                 return Ok((file, path));
             }
@@ -189,13 +221,29 @@ pub struct SummaryWriter {
     /// Sub-runs (`add_scalars`, `add_hparams`): folder -> run index; 0 is the main run.
     runs: Mutex<HashMap<PathBuf, usize>>,
     main_file: PathBuf,
+    /// Set for a session ([`new_session`](Self::new_session)): sub-runs start at the same step.
+    purge_from: Option<i64>,
 }
 
 impl SummaryWriter {
     /// Creates `logdir` (and parents) and a new event file in it.
     pub fn new(logdir: impl AsRef<Path>) -> Result<Self, LogError> {
-        let logdir = logdir.as_ref().to_path_buf();
-        let (file, path) = create_event_file(&logdir)?;
+        Self::start(logdir.as_ref(), None)
+    }
+
+    /// A new event file that opens a training session at `step` (a `SessionLog` START, as torch's
+    /// `SummaryWriter(purge_step=step)` writes). TensorBoard drops what the earlier files of this
+    /// folder hold at `step` or later: what a crashed session logged past the checkpoint this one
+    /// resumed from. TensorBoard's server takes the first session start of a folder for the
+    /// beginning, not a restart, so a run that may be resumed begins with `new_session(dir, 0)`,
+    /// as [`ExperimentLogger`](crate::ExperimentLogger) does.
+    pub fn new_session(logdir: impl AsRef<Path>, step: i64) -> Result<Self, LogError> {
+        Self::start(logdir.as_ref(), Some(step))
+    }
+
+    fn start(logdir: &Path, purge_from: Option<i64>) -> Result<Self, LogError> {
+        let logdir = logdir.to_path_buf();
+        let (file, path) = create_event_file(&logdir, purge_from)?;
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
@@ -218,6 +266,7 @@ impl SummaryWriter {
             shared,
             runs: Mutex::new(HashMap::new()),
             main_file: path.clone(),
+            purge_from,
         };
         writer.send(Msg::Run { run: 0, file, path })?;
         Ok(writer)
@@ -246,7 +295,7 @@ impl SummaryWriter {
         if let Some(run) = runs.get(&dir) {
             return Ok(*run);
         }
-        let (file, path) = create_event_file(&dir)?;
+        let (file, path) = create_event_file(&dir, self.purge_from)?;
         let run = runs.len() + 1;
         runs.insert(dir, run);
         self.send(Msg::Run { run, file, path })?;

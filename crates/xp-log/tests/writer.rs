@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use xp_log::proto::{event::What, summary::value::Value};
+use xp_log::proto::{SessionLog, event::What, session_log, summary::value::Value};
 use xp_log::{EventReader, ExperimentLogger, LogError, SummaryWriter};
 
 fn event_files(dir: &Path) -> Vec<PathBuf> {
@@ -234,7 +234,7 @@ fn a_resumed_run_appends_to_its_directory() {
     first.close().unwrap();
     // Event file names carry the time in seconds; a second writer in the same second gets a
     // distinct name anyway (see two_writers_in_one_folder_get_their_own_files).
-    let mut resumed = ExperimentLogger::resume(&run_dir, 7).unwrap();
+    let mut resumed = ExperimentLogger::resume(&run_dir, 7, "seed = 1\n").unwrap();
     assert_eq!(resumed.step(), 7);
     resumed.log_scalar("loss", 0.5).unwrap();
     resumed.close().unwrap();
@@ -250,9 +250,117 @@ fn a_resumed_run_appends_to_its_directory() {
         [("loss".to_owned(), 0, 1.0), ("loss".to_owned(), 7, 0.5)]
     );
 
-    let err = ExperimentLogger::resume(dir.path().join("nope"), 0)
+    let err = ExperimentLogger::resume(dir.path().join("nope"), 0, "")
         .err()
         .unwrap();
     assert!(matches!(err, LogError::NotARunDir { .. }), "{err}");
     assert!(err.to_string().contains("not a run directory"), "{err}");
+}
+
+/// A session killed after its checkpoint at step 5 had logged steps 5..=8 and torn its last
+/// metrics line; the resumed session logs 5..=9 again.
+#[test]
+fn a_resumed_run_supersedes_what_the_crashed_session_logged_past_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut crashed = ExperimentLogger::create(dir.path(), "exp", "seed = 1\n").unwrap();
+    for step in 0..=8 {
+        crashed.set_step(step);
+        crashed.log_scalar("loss", 1.0 + step as f64).unwrap();
+    }
+    let run_dir = crashed.run_dir().to_path_buf();
+    crashed.close().unwrap();
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let mut torn = std::fs::read(&metrics_path).unwrap();
+    torn.extend_from_slice(br#"{"step":9,"tag":"lo"#);
+    std::fs::write(&metrics_path, torn).unwrap();
+    // An event file from a clock ahead of ours: the resumed session's file must still come last.
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 100;
+    let skewed = run_dir.join(format!("events.out.tfevents.{ahead}.zzz.99999.0"));
+    std::fs::copy(&event_files(&run_dir)[0], &skewed).unwrap();
+
+    let mut resumed = ExperimentLogger::resume(&run_dir, 5, "seed = 2\n").unwrap();
+    for step in 5..=9 {
+        resumed.set_step(step);
+        resumed.log_scalar("loss", 100.0 + step as f64).unwrap();
+    }
+    resumed.close().unwrap();
+
+    // metrics.jsonl: the crashed session's lines before step 5, then the resumed session's.
+    let text = std::fs::read_to_string(&metrics_path).unwrap();
+    let rows: Vec<(i64, f64)> = text
+        .lines()
+        .map(|line| {
+            let step = line[8..line.find(',').unwrap()].parse().unwrap();
+            let value = line.split("\"value\":").nth(1).unwrap();
+            (step, value[..value.find(',').unwrap()].parse().unwrap())
+        })
+        .collect();
+    let expected: Vec<(i64, f64)> = (0..5)
+        .map(|s| (s, 1.0 + s as f64))
+        .chain((5..=9).map(|s| (s, 100.0 + s as f64)))
+        .collect();
+    assert_eq!(rows, expected, "{text}");
+    assert!(!run_dir.join("metrics.jsonl.tmp").exists());
+
+    // The resumed session's event file sorts last and opens with a restart marker at step 5,
+    // which tells TensorBoard to drop the earlier files' events from step 5 on.
+    let files = event_files(&run_dir);
+    assert_eq!(files.len(), 3);
+    assert!(files[1] == skewed, "{files:?}");
+    let events: Vec<_> = EventReader::open(&files[2])
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(
+        events[0].what,
+        Some(What::FileVersion("brain.Event:2".to_owned()))
+    );
+    assert_eq!(events[1].step, 5);
+    assert_eq!(
+        events[1].what,
+        Some(What::SessionLog(SessionLog {
+            status: session_log::Status::Start as i32,
+            ..SessionLog::default()
+        }))
+    );
+    let config_text = events.iter().find_map(|e| match &e.what {
+        Some(What::Summary(s)) if s.value[0].tag == "config/text_summary" => Some(e.step),
+        _ => None,
+    });
+    assert_eq!(
+        config_text,
+        Some(5),
+        "the resumed session's config at its first step"
+    );
+    assert_eq!(
+        scalars(&files[2])
+            .iter()
+            .map(|(_, step, value)| (*step, *value))
+            .collect::<Vec<_>>(),
+        (5..=9).map(|s| (s, 100.0 + s as f32)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn resuming_keeps_a_metrics_file_with_nothing_to_drop_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = ExperimentLogger::create(dir.path(), "exp", "seed = 1\n").unwrap();
+    first.log_scalar("loss", 1.0).unwrap();
+    let run_dir = first.run_dir().to_path_buf();
+    first.close().unwrap();
+    let metrics_path = run_dir.join("metrics.jsonl");
+    // A line that is not ours (no step first) is kept, not judged.
+    let mut text = std::fs::read_to_string(&metrics_path).unwrap();
+    text.push_str("{\"note\":\"added by hand\"}\n");
+    std::fs::write(&metrics_path, &text).unwrap();
+    ExperimentLogger::resume(&run_dir, 1, "seed = 1\n")
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&metrics_path).unwrap(), text);
+    assert!(!run_dir.join("metrics.jsonl.tmp").exists());
 }

@@ -477,7 +477,8 @@ where
                         problem: format!("{OPTIMIZER_FILE}: {e}"),
                     })?;
             optim = optim.load_record(record);
-            let logger = ExperimentLogger::resume(&run_dir, state.global_step as i64)?;
+            let logger =
+                ExperimentLogger::resume(&run_dir, state.global_step as i64, &config_toml)?;
             say(
                 &bar,
                 options.progress,
@@ -703,7 +704,10 @@ where
         timing.sampling += started.elapsed();
 
         let started = Instant::now();
-        let step = state.global_step as i64;
+        // The epoch's summaries carry the step of its last update, so that everything logged at a
+        // step before a checkpoint's `global_step` belongs to that checkpoint: a run resumed from
+        // it drops the rest (see ExperimentLogger::resume). An epoch runs at least one batch.
+        let step = state.global_step as i64 - 1;
         logger.set_step(step);
         let mut scalars = vec![
             ("val/loss", val_loss),

@@ -312,3 +312,153 @@ fn unavailable_models_and_devices_are_clear_errors() {
     .unwrap_err();
     assert!(err.to_string().contains("no checkpoints/ folder"), "{err}");
 }
+
+const CHILD_ENV: &str = "XP_TRAIN_TEST_CHILD";
+
+/// The killed run: `training.batch_size=2` gives 48 steps an epoch, enough for the logs to reach
+/// the files between checkpoints, so a kill mid-epoch leaves events past the last checkpoint.
+fn killed_run_config(dir: &Path, epochs: u32) -> ExperimentConfig {
+    tiny_config(
+        dir,
+        "autoregressive",
+        &[
+            "training.batch_size=2",
+            &format!("training.epochs={epochs}"),
+        ],
+    )
+}
+
+/// In a child (this test binary run again): trains until the parent kills it.
+#[test]
+fn killed_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    train(&killed_run_config(Path::new(&dir), 1000), &quiet()).unwrap();
+}
+
+/// (step, tag) of every line of a run's metrics.jsonl, checking each is whole JSON.
+fn metric_rows(run_dir: &Path) -> Vec<(i64, String)> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("metrics.jsonl line {line:?}: {e}"));
+            (
+                row["step"].as_i64().unwrap(),
+                row["tag"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_killed_at_a_random_moment_resumes_from_its_last_checkpoint_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "killed_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until two epochs are logged and the third has started reaching the file, then kill it
+    // at a random moment within the next half epoch.
+    let results = dir.path().join("results");
+    let started = std::time::Instant::now();
+    let run_dir = loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the child never finished two epochs"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the child stopped");
+        let run = std::fs::read_dir(&results)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
+        if let Some(run) = run
+            && let Ok(text) = std::fs::read_to_string(run.join("metrics.jsonl"))
+            && text.matches("\"val/loss\"").count() >= 2
+            && text[text.rfind("\"val/loss\"").unwrap()..].contains("\"train/loss\"")
+        {
+            break run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let epoch_time = started.elapsed() / 2;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let delay = epoch_time.mul_f64((nanos % 1000) as f64 / 2000.0);
+    println!(
+        "killing {delay:?} after the third epoch's first logs (an epoch takes ~{epoch_time:?})"
+    );
+    std::thread::sleep(delay);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Every checkpoint listed is whole; the last one is at most an epoch behind.
+    let mut config = ExperimentConfig::load(run_dir.join("config.toml")).unwrap();
+    let manager = xp_ckpt::CheckpointManager::open(
+        run_dir.join("checkpoints"),
+        config.training.keep_top_k as usize,
+        "val_loss",
+        xp_ckpt::Mode::Min,
+    )
+    .unwrap();
+    for entry in manager.checkpoints() {
+        Checkpoint::load(&manager.path(entry)).unwrap();
+    }
+    let last = manager
+        .last()
+        .expect("a checkpoint after two epochs")
+        .clone();
+    drop(manager);
+    let killed_log = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    let logged_epochs = killed_log.matches("\"val/loss\"").count() as u64;
+    assert!(
+        last.epoch + 1 >= logged_epochs,
+        "{last:?} after {logged_epochs} epochs logged"
+    );
+    let past_checkpoint = killed_log
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l).map_or(true, |row| {
+                row["step"].as_u64().unwrap() >= last.global_step
+            })
+        })
+        .count();
+    println!(
+        "the killed session logged {past_checkpoint} lines past its last checkpoint ({last:?})"
+    );
+
+    let epochs = last.epoch as u32 + 2;
+    config
+        .apply_override(&format!("training.epochs={epochs}"))
+        .unwrap();
+    let resumed = train(
+        &config,
+        &TrainOptions {
+            resume: Some(run_dir.clone()),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.finish, Finish::Completed);
+    let other = tempfile::tempdir().unwrap();
+    let straight = train(&killed_run_config(other.path(), epochs), &quiet()).unwrap();
+    assert_eq!(resumed.global_step, straight.global_step);
+    assert!(
+        last_weights(&straight) == last_weights(&resumed),
+        "the resumed run must end with the uninterrupted run's weights"
+    );
+
+    // The mirror holds each step of each tag once, as the uninterrupted run's does: what the
+    // killed session logged past its checkpoint was dropped, and a torn line too.
+    let mut rows = metric_rows(&run_dir);
+    let mut expected = metric_rows(&straight.run_dir);
+    rows.sort();
+    expected.sort();
+    assert_eq!(rows, expected);
+}
