@@ -109,8 +109,15 @@ def main():
         start = time.perf_counter()
         result = metrics(pool, folder, workers, gen, train, reference)
         metrics_seconds = time.perf_counter() - start
+    # For reference: one process, as a list comprehension or MOSES's default n_jobs=1 runs it.
+    RDLogger.DisableLog("rdApp.*")
+    start = time.perf_counter()
+    single = [canonical(s) for s in gen]
+    single_seconds = time.perf_counter() - start
+    assert single == can
     print(json.dumps({
         "canonical_seconds": canon_seconds,
+        "canonical_one_process_seconds": single_seconds,
         "valid": sum(c is not None for c in can),
         "metrics_seconds": metrics_seconds,
         "metrics": result,
