@@ -77,11 +77,12 @@ fn name_secs(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// Creates `dir` and a new event file in it, with its `file_version` record written, and, for a
-/// restarted run, a `SessionLog` START at `purge_from`. Readers take a folder's event files in
-/// name order, so the new name sorts after every event file already there (a resumed run started
-/// within the same second as the old one, or with a smaller pid, would otherwise come first).
-fn create_event_file(dir: &Path, purge_from: Option<i64>) -> Result<(File, PathBuf), LogError> {
+/// Creates `dir` and a new event file in it, with its `file_version` record written and, for a
+/// session (see [`SummaryWriter::new_session`]), a `SessionLog` START at `session_start`.
+/// Readers take a folder's event files in name order, so the new name sorts after every event
+/// file already there (a resumed run started within the same second as the old one, or with a
+/// smaller pid, would otherwise come first).
+fn create_event_file(dir: &Path, session_start: Option<i64>) -> Result<(File, PathBuf), LogError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     std::fs::create_dir_all(dir).map_err(io("create the log folder", dir))?;
     let newest = std::fs::read_dir(dir)
@@ -101,10 +102,10 @@ fn create_event_file(dir: &Path, purge_from: Option<i64>) -> Result<(File, PathB
                 let wall_time = now();
                 let mut events = vec![Event {
                     wall_time,
-                    step: purge_from.unwrap_or(0),
+                    step: session_start.unwrap_or(0),
                     what: Some(What::FileVersion("brain.Event:2".to_owned())),
                 }];
-                if let Some(step) = purge_from {
+                if let Some(step) = session_start {
                     events.push(Event {
                         wall_time,
                         step,
@@ -222,7 +223,7 @@ pub struct SummaryWriter {
     runs: Mutex<HashMap<PathBuf, usize>>,
     main_file: PathBuf,
     /// Set for a session ([`new_session`](Self::new_session)): sub-runs start at the same step.
-    purge_from: Option<i64>,
+    session_start: Option<i64>,
 }
 
 impl SummaryWriter {
@@ -241,9 +242,9 @@ impl SummaryWriter {
         Self::start(logdir.as_ref(), Some(step))
     }
 
-    fn start(logdir: &Path, purge_from: Option<i64>) -> Result<Self, LogError> {
+    fn start(logdir: &Path, session_start: Option<i64>) -> Result<Self, LogError> {
         let logdir = logdir.to_path_buf();
-        let (file, path) = create_event_file(&logdir, purge_from)?;
+        let (file, path) = create_event_file(&logdir, session_start)?;
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
@@ -266,7 +267,7 @@ impl SummaryWriter {
             shared,
             runs: Mutex::new(HashMap::new()),
             main_file: path.clone(),
-            purge_from,
+            session_start,
         };
         writer.send(Msg::Run { run: 0, file, path })?;
         Ok(writer)
@@ -295,7 +296,7 @@ impl SummaryWriter {
         if let Some(run) = runs.get(&dir) {
             return Ok(*run);
         }
-        let (file, path) = create_event_file(&dir, self.purge_from)?;
+        let (file, path) = create_event_file(&dir, self.session_start)?;
         let run = runs.len() + 1;
         runs.insert(dir, run);
         self.send(Msg::Run { run, file, path })?;
