@@ -192,6 +192,17 @@ fn resume_to_the_end(dir: &Path, run_dir: &Path) {
     );
     let results = std::fs::read_to_string(dir.join("results/results.jsonl")).unwrap();
     assert_eq!(results.lines().count(), 1, "one result for the whole run");
+    // The metrics mirror holds every step of the 300 once: whole lines, nothing the interrupted
+    // process logged past its checkpoint left twice.
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    let mut loss_steps: Vec<i64> = metrics
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|row| row["tag"] == "train/loss")
+        .map(|row| row["step"].as_i64().unwrap())
+        .collect();
+    loss_steps.sort();
+    assert_eq!(loss_steps, (0..300).collect::<Vec<_>>());
 }
 
 #[test]
