@@ -38,11 +38,20 @@ pub fn run() -> anyhow::Result<()> {
                 "warnings",
             ],
         ),
+        (
+            "docs (broken links are errors)",
+            &["doc", "--no-deps", "--workspace", "--exclude", "xtask"],
+        ),
         ("tests", &["test", "--workspace"]),
     ];
     for (name, args) in steps {
         println!("==> {name}: cargo {}", args.join(" "));
-        let status = Command::new(&cargo)
+        let mut command = Command::new(&cargo);
+        if args[0] == "doc" {
+            // Only here: doctests under `cargo test` read the same variable.
+            command.env("RUSTDOCFLAGS", "-D warnings");
+        }
+        let status = command
             .args(*args)
             .current_dir(&root)
             .status()

@@ -13,7 +13,7 @@ pub const REFERENCE_PATH: &str = "docs/config.md";
 pub const DEFAULT_CONFIG_PATH: &str = "fixtures/configs/default.toml";
 
 /// The JSON Schema (draft 2020-12) of a config file, every sub-table inlined so that tools and
-/// [`node`] can walk it without resolving references.
+/// this crate's schema walker can walk it without resolving references.
 pub fn json_schema() -> Value {
     let generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| s.inline_subschemas = true)
