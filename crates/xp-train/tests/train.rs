@@ -1,5 +1,6 @@
-//! Whole training runs on tiny data: exact resume (4 epochs == 2 + 2, and an interrupted epoch
-//! resumed mid-way), what a run leaves behind, and clear errors for bad data and devices.
+//! Whole training runs on tiny data: exact resume (4 epochs == 2 + 2, an interrupted epoch
+//! resumed mid-way, a process killed at a random moment), what a run leaves behind, and clear
+//! errors for bad data and devices.
 
 use std::path::{Path, PathBuf};
 
@@ -356,12 +357,22 @@ fn metric_rows(run_dir: &Path) -> Vec<(i64, String)> {
 #[test]
 fn a_run_killed_at_a_random_moment_resumes_from_its_last_checkpoint_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "killed_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    /// Kills the child however the test ends: it would otherwise train for 1000 epochs.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Child(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "killed_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Wait until two epochs are logged and the third has started reaching the file, then kill it
     // at a random moment within the next half epoch.
     let results = dir.path().join("results");
@@ -371,7 +382,7 @@ fn a_run_killed_at_a_random_moment_resumes_from_its_last_checkpoint_exactly() {
             started.elapsed() < std::time::Duration::from_secs(300),
             "the child never finished two epochs"
         );
-        assert!(child.try_wait().unwrap().is_none(), "the child stopped");
+        assert!(child.0.try_wait().unwrap().is_none(), "the child stopped");
         let run = std::fs::read_dir(&results)
             .ok()
             .and_then(|mut d| d.next())
@@ -395,8 +406,8 @@ fn a_run_killed_at_a_random_moment_resumes_from_its_last_checkpoint_exactly() {
         "killing {delay:?} after the third epoch's first logs (an epoch takes ~{epoch_time:?})"
     );
     std::thread::sleep(delay);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
 
     // Every checkpoint listed is whole; the last one is at most an epoch behind.
     let mut config = ExperimentConfig::load(run_dir.join("config.toml")).unwrap();
