@@ -12,7 +12,7 @@ mod vocab;
 
 pub use grid::{GridImage, GridOptions, grid_image};
 pub use metrics::{
-    GenerationMetrics, MetricEntry, ReferenceSet, canonical_set, generation_metrics,
+    GenerationMetrics, MetricEntry, ReferenceSet, canonical_set, generation_metrics, quick_metrics,
 };
 pub use molecule::{ChemError, Fingerprint, MAX_SMILES_LEN, Molecule, canonical_smiles, is_valid};
 

@@ -90,18 +90,29 @@ fn scaffold(mol: &Molecule) -> Result<Option<String>, ChemError> {
     Ok((!smiles.is_empty() && scaffold.ring_count()? >= MIN_SCAFFOLD_RINGS).then_some(smiles))
 }
 
+/// Which per-molecule features a call needs: BRICS fragments, scaffolds and the filters take
+/// most of the time (about 1.5, 0.3 and 2 ms a molecule against 0.25 ms for parsing and the
+/// canonical SMILES), so they are computed only where a metric uses them.
+#[derive(Clone, Copy)]
+struct Needs {
+    /// Fragments and scaffolds, for Frag and Scaf (only with a reference set).
+    reference_counts: bool,
+    filters: bool,
+}
+
 /// The features of each input that is valid (input order kept).
-fn prepare(smiles: &[&str]) -> Vec<Option<Features>> {
+fn prepare(smiles: &[&str], needs: Needs) -> Vec<Option<Features>> {
     smiles
         .par_iter()
         .map(|s| {
             let mol = Molecule::parse(s).ok()?;
+            let counts = needs.reference_counts;
             Some(Features {
                 canonical: mol.canonical_smiles().ok()?,
                 fingerprint: mol.morgan_fingerprint(RADIUS, BITS).ok(),
-                fragments: mol.brics_fragments().ok(),
-                scaffold: scaffold(&mol).ok(),
-                passes_filters: mol.passes_filters().ok(),
+                fragments: counts.then(|| mol.brics_fragments().ok()).flatten(),
+                scaffold: counts.then(|| scaffold(&mol).ok()).flatten(),
+                passes_filters: needs.filters.then(|| mol.passes_filters().ok()).flatten(),
             })
         })
         .collect()
@@ -164,10 +175,12 @@ fn cosine_similarity(a: &HashMap<String, usize>, b: &HashMap<String, usize>) -> 
         return None;
     }
     let norm = |m: &HashMap<String, usize>| m.values().map(|&v| (v as f64).powi(2)).sum::<f64>();
-    let dot: f64 = a
+    // A fold from +0.0, not `sum()`: Rust's float sum starts at -0.0, and two sets with nothing
+    // in common would score -0.0, printed as "-0.000".
+    let dot = a
         .iter()
         .filter_map(|(k, &v)| Some(v as f64 * *b.get(k)? as f64))
-        .sum();
+        .fold(0.0, |total, x| total + x);
     Some(dot / (norm(a) * norm(b)).sqrt())
 }
 
@@ -219,7 +232,31 @@ pub fn generation_metrics(
     train: Option<&HashSet<String>>,
     reference: Option<&ReferenceSet>,
 ) -> GenerationMetrics {
-    let prepared = prepare(generated);
+    let needs = Needs {
+        reference_counts: reference.is_some(),
+        filters: true,
+    };
+    metrics_of(generated, train, reference, needs)
+}
+
+/// The metrics cheap enough to watch every epoch: validity, unique@k, novelty against `train`
+/// and IntDiv, about a tenth of [`generation_metrics`]'s time. SNN, Frag, Scaf and Filters are
+/// left `None`.
+pub fn quick_metrics(generated: &[&str], train: Option<&HashSet<String>>) -> GenerationMetrics {
+    let needs = Needs {
+        reference_counts: false,
+        filters: false,
+    };
+    metrics_of(generated, train, None, needs)
+}
+
+fn metrics_of(
+    generated: &[&str],
+    train: Option<&HashSet<String>>,
+    reference: Option<&ReferenceSet>,
+    needs: Needs,
+) -> GenerationMetrics {
+    let prepared = prepare(generated, needs);
     let valid: Vec<&Features> = prepared.iter().flatten().collect();
     let canonical: Vec<&str> = valid.iter().map(|f| f.canonical.as_str()).collect();
     let fps: Vec<Fingerprint> = valid.iter().filter_map(|f| f.fingerprint.clone()).collect();

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use proptest::prelude::*;
 use xp_chem::{
-    ChemError, MAX_SMILES_LEN, Molecule, ReferenceSet, canonical_smiles, generation_metrics,
-    is_valid,
+    ChemError, GenerationMetrics, MAX_SMILES_LEN, Molecule, ReferenceSet, canonical_smiles,
+    generation_metrics, is_valid, quick_metrics,
 };
 
 #[test]
@@ -123,6 +123,34 @@ fn metrics_follow_moses_definitions() {
             empty.novelty
         ),
         (0.0, None, None, None)
+    );
+}
+
+#[test]
+fn quick_metrics_are_the_cheap_subset_with_the_same_values() {
+    // Valid, duplicate, invalid, a PAINS-flagged azo dye (fails the filters) and two ring systems.
+    let generated = [
+        "CCO",
+        "OCC",
+        "C1CC",
+        "c1ccc(N=Nc2ccccc2)cc1",
+        "c1ccc(Cc2ccc3ccccc3c2)cc1",
+    ];
+    let train: HashSet<String> = ["CCO".to_owned()].into();
+    let reference = ReferenceSet::new(&["c1ccc(Cc2ccccc2)cc1", "c1ccc2ccccc2c1"]);
+    let all = generation_metrics(&generated, Some(&train), Some(&reference));
+    let quick = quick_metrics(&generated, Some(&train));
+    assert!(all.snn.is_some() && all.frag.is_some() && all.scaf.is_some());
+    assert!(all.filters.is_some_and(|f| f < 1.0), "{all:?}");
+    assert_eq!(
+        quick,
+        GenerationMetrics {
+            snn: None,
+            frag: None,
+            scaf: None,
+            filters: None,
+            ..all
+        }
     );
 }
 
@@ -257,6 +285,15 @@ proptest! {
         let plain = long.replace(['(', ')', '='], "C");
         prop_assert!(xp_chem::tokenize(&plain).is_ok());
     }
+}
+
+#[test]
+fn nothing_in_common_scores_plus_zero() {
+    // Two ring systems each side, none shared: Scaf is 0, and +0 (tables print it as "0.000").
+    let reference = ReferenceSet::new(&["c1ccc(Cc2ccccc2)cc1"]);
+    let m = generation_metrics(&["c1ccc2ccccc2c1"], None, Some(&reference));
+    let scaf = m.scaf.expect("both sides have a scaffold of two rings");
+    assert!(scaf == 0.0 && scaf.is_sign_positive(), "Scaf {scaf:?}");
 }
 
 #[test]
