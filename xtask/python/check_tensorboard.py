@@ -136,6 +136,23 @@ def main():
     df = pd.read_json(os.path.join(crashed[0], "metrics.jsonl"), lines=True, precise_float=True)
     check([(s, v) for s, v in zip(df.step, df.value)] == want, f"resumed run: metrics.jsonl {df.values.tolist()}")
 
+    # A finished run resumed for more epochs: each session's hparams row in a sub-run of its own,
+    # since the readers keep the first hparams they see in a folder.
+    extended = glob.glob(os.path.join(root, "runs", "extended_*"))
+    check(len(extended) == 1, f"one extended run directory: {extended}")
+    rows = sorted(d for d in os.listdir(extended[0]) if d.startswith("hparams"))
+    check(rows == ["hparams", "hparams-2"], f"extended run: hparams sub-runs {rows}")
+    for sub, epochs, loss in (("hparams", 2, 0.5), ("hparams-2", 4, 0.25)):
+        if sub not in rows:
+            continue  # reported above
+        acc = plugin_event_accumulator.EventAccumulator(os.path.join(extended[0], sub), size_guidance={"tensors": 0})
+        acc.Reload()
+        content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        ssi = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+        check(ssi.hparams["epochs"].number_value == epochs, f"extended run, {sub}: epochs {ssi.hparams['epochs']}")
+        got = [tensor_util.make_ndarray(e.tensor_proto).item() for e in acc.Tensors("hparam/val_loss")]
+        check(got == [loss], f"extended run, {sub}: hparam/val_loss {got}")
+
     run = glob.glob(os.path.join(root, "runs", "demo_*"))
     check(len(run) == 1, f"one run directory: {run}")
     r = load(run[0])

@@ -110,5 +110,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         resumed.log_scalar("train/loss", 100.0 + step as f64)?;
     }
     resumed.close()?;
+
+    // A run that finished (its hparams row logged at the end) and was resumed from its last
+    // checkpoint, at step 4, for two more epochs.
+    let epochs = |n: f64| [("epochs".to_owned(), HParam::Number(n))];
+    let mut finished = ExperimentLogger::create(format!("{dir}/runs"), "extended", "epochs = 2\n")?;
+    let run_dir = finished.run_dir().to_path_buf();
+    finished.log_hparams(&epochs(2.0), &[("hparam/val_loss", 0.5)])?;
+    finished.close()?;
+    let mut extended = ExperimentLogger::resume(&run_dir, 4, "epochs = 4\n")?;
+    extended.log_hparams(&epochs(4.0), &[("hparam/val_loss", 0.25)])?;
+    extended.close()?;
     Ok(())
 }

@@ -167,13 +167,23 @@ impl ExperimentLogger {
         self.writer.add_text(tag, markdown, self.step)
     }
 
-    /// The run's row in the HParams tab (in the sub-run `hparams`).
+    /// A row in the HParams tab, in a sub-run of its own: `hparams` for the first, then
+    /// `hparams-2`, `hparams-3`, ... (a finished run resumed for more epochs, say). TensorBoard
+    /// keeps the first hparams it reads in a folder, so a second set written beside the first
+    /// would show the old config next to the new metrics.
     pub fn log_hparams(
         &mut self,
         hparams: &[(String, HParam)],
         metrics: &[(&str, f64)],
     ) -> Result<(), LogError> {
-        self.writer.add_hparams(hparams, metrics, "hparams")
+        let name = (1..)
+            .map(|n| match n {
+                1 => "hparams".to_owned(),
+                n => format!("hparams-{n}"),
+            })
+            .find(|name| !self.run_dir.join(name).exists())
+            .expect("some name is free");
+        self.writer.add_hparams(hparams, metrics, &name)
     }
 
     /// Everything logged so far is in the files.

@@ -364,3 +364,53 @@ fn resuming_keeps_a_metrics_file_with_nothing_to_drop_as_it_is() {
     assert_eq!(std::fs::read_to_string(&metrics_path).unwrap(), text);
     assert!(!run_dir.join("metrics.jsonl.tmp").exists());
 }
+
+/// The hparams session-start record of the one event file in `dir`.
+fn hparams_epochs(dir: &Path) -> f64 {
+    use prost::Message;
+    use xp_log::proto::HParamsPluginData;
+    use xp_log::proto::h_params_plugin_data::Data;
+    let files = event_files(dir);
+    assert_eq!(files.len(), 1, "{}", dir.display());
+    let start = EventReader::open(&files[0])
+        .unwrap()
+        .filter_map(|e| match e.unwrap().what {
+            Some(What::Summary(s)) => s
+                .value
+                .into_iter()
+                .find(|v| v.tag.ends_with("session_start_info")),
+            _ => None,
+        })
+        .next()
+        .expect("a session start record");
+    let content = &start.metadata.unwrap().plugin_data.unwrap().content;
+    match HParamsPluginData::decode(content.as_slice()).unwrap().data {
+        Some(Data::SessionStartInfo(info)) => match info.hparams["epochs"].kind {
+            Some(xp_log::proto::proto_value::Kind::NumberValue(n)) => n,
+            ref other => panic!("epochs: {other:?}"),
+        },
+        other => panic!("not a session start: {other:?}"),
+    }
+}
+
+#[test]
+fn a_finished_run_resumed_for_more_epochs_gets_a_second_hparams_row() {
+    use xp_log::HParam;
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = ExperimentLogger::create(dir.path(), "exp", "epochs = 2\n").unwrap();
+    let run_dir = first.run_dir().to_path_buf();
+    let epochs = |n: f64| [("epochs".to_owned(), HParam::Number(n))];
+    first
+        .log_hparams(&epochs(2.0), &[("hparam/val_loss", 0.5)])
+        .unwrap();
+    first.close().unwrap();
+    let mut second = ExperimentLogger::resume(&run_dir, 4, "epochs = 4\n").unwrap();
+    second
+        .log_hparams(&epochs(4.0), &[("hparam/val_loss", 0.25)])
+        .unwrap();
+    second.close().unwrap();
+    // TensorBoard keeps the first hparams it reads in a folder: each session needs its own.
+    assert_eq!(hparams_epochs(&run_dir.join("hparams")), 2.0);
+    assert_eq!(hparams_epochs(&run_dir.join("hparams-2")), 4.0);
+    assert!(!run_dir.join("hparams-3").exists());
+}
