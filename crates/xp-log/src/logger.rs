@@ -2,7 +2,7 @@
 //! resolved config and a `metrics.jsonl` mirror that scripts and pandas read without TensorBoard.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::io;
@@ -64,7 +64,8 @@ impl ExperimentLogger {
     /// superseded, since the resumed run logs those steps again: TensorBoard is told to drop those
     /// events (a new event file that starts a session at `step`, see
     /// [`SummaryWriter::new_session`]), and `metrics.jsonl` keeps only its complete lines before
-    /// `step` (rewritten through a temporary file and a rename, so a crash here loses nothing).
+    /// `step` (cut short in place when the lines to drop are its tail, as after a crash, else
+    /// rewritten through a temporary file and a rename; a crash here loses nothing either way).
     /// `config_toml`, the config this session runs with, is logged as a `config` text summary at
     /// `step`; `config.toml` stays the one the run started with.
     pub fn resume(
@@ -208,43 +209,72 @@ fn config_text(config_toml: &str) -> String {
 
 /// Keeps the lines of the metrics mirror at `path` that are complete (a crash can leave the last
 /// one torn) and logged before `step`. Lines whose step cannot be read are kept: they are not ours
-/// to judge.
+/// to judge. Usually the lines to drop are the file's tail, and the file is cut short in place;
+/// otherwise the kept lines are copied to a temporary file that replaces it.
 fn truncate_metrics(path: &Path, step: i64) -> Result<(), LogError> {
-    use std::io::BufRead;
-    let file = match File::open(path) {
+    let keep = |line: &[u8]| line.ends_with(b"\n") && line_step(line).is_none_or(|s| s < step);
+    let file = match File::options().read(true).write(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io("open", path)(e)),
     };
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut reader = std::io::BufReader::new(file);
-    let mut out = BufWriter::new(File::create(&tmp).map_err(io("create", &tmp))?);
-    let mut line = Vec::new();
-    let mut dropped = false;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(io("read", path))?;
-        if n == 0 {
-            break;
+    // First pass: where the first line to drop starts, and whether any line after it stays.
+    let (mut offset, mut first_drop, mut kept_after) = (0u64, None, false);
+    for_each_line(&file, path, |line| {
+        match (keep(line), first_drop) {
+            (false, None) => first_drop = Some(offset),
+            (true, Some(_)) => kept_after = true,
+            _ => {}
         }
-        let keep = line.ends_with(b"\n") && line_step(&line).is_none_or(|s| s < step);
-        if keep {
-            out.write_all(&line).map_err(io("write", &tmp))?;
-        } else {
-            dropped = true;
-        }
+        offset += line.len() as u64;
+        Ok(())
+    })?;
+    let Some(cut) = first_drop else {
+        return Ok(());
+    };
+    if !kept_after {
+        file.set_len(cut).map_err(io("cut short", path))?;
+        return file.sync_all().map_err(io("write", path));
     }
-    let file = out
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut out = BufWriter::new(File::create(&tmp).map_err(io("create", &tmp))?);
+    (&file)
+        .seek(std::io::SeekFrom::Start(0))
+        .map_err(io("read", path))?;
+    for_each_line(&file, path, |line| {
+        if keep(line) {
+            out.write_all(line).map_err(io("write", &tmp))?;
+        }
+        Ok(())
+    })?;
+    let out = out
         .into_inner()
         .map_err(|e| io("write", &tmp)(e.into_error()))?;
-    if !dropped {
-        drop(file);
-        return std::fs::remove_file(&tmp).map_err(io("remove", &tmp));
-    }
-    file.sync_all().map_err(io("write", &tmp))?;
+    out.sync_all().map_err(io("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("replace", path))
+}
+
+/// Calls `f` with each line of `file` from its current position, newline included (the last
+/// line may lack one).
+fn for_each_line(
+    file: &File,
+    path: &Path,
+    mut f: impl FnMut(&[u8]) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .map_err(io("read", path))?
+            == 0
+        {
+            return Ok(());
+        }
+        f(&line)?;
+    }
 }
 
 /// The step of a metrics line as [`ExperimentLogger`] writes it: `{"step":N,...`.

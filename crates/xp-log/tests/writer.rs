@@ -414,3 +414,47 @@ fn a_finished_run_resumed_for_more_epochs_gets_a_second_hparams_row() {
     assert_eq!(hparams_epochs(&run_dir.join("hparams-2")), 4.0);
     assert!(!run_dir.join("hparams-3").exists());
 }
+
+#[test]
+fn resuming_cuts_the_metrics_tail_in_place_and_copies_only_when_a_kept_line_follows() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lines = |path: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .map(|l| l[..l.find(",\"tag").unwrap_or(l.len())].to_owned())
+            .collect()
+    };
+    for note_after in [false, true] {
+        let mut first =
+            ExperimentLogger::create(dir.path(), &format!("exp{note_after}"), "").unwrap();
+        let run_dir = first.run_dir().to_path_buf();
+        for step in 0..6 {
+            first.set_step(step);
+            first.log_scalar("loss", step as f64).unwrap();
+        }
+        first.close().unwrap();
+        let path = run_dir.join("metrics.jsonl");
+        if note_after {
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            text.push_str("{\"note\":\"added by hand\"}\n");
+            std::fs::write(&path, text).unwrap();
+        }
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        ExperimentLogger::resume(&run_dir, 3, "")
+            .unwrap()
+            .close()
+            .unwrap();
+        let mut want: Vec<String> = (0..3).map(|s| format!("{{\"step\":{s}")).collect();
+        if note_after {
+            want.push("{\"note\":\"added by hand\"}".to_owned());
+        }
+        assert_eq!(lines(&path), want);
+        // A tail is cut in place; a kept line after dropped ones needs a copy (a new file).
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino() == inode,
+            !note_after
+        );
+        assert!(!run_dir.join("metrics.jsonl.tmp").exists());
+    }
+}
