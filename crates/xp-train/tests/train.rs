@@ -93,6 +93,13 @@ fn four_epochs_equal_two_then_two_more_resumed() {
         "the resumed run must end with bit-identical weights"
     );
     assert_eq!(straight.best_val_loss, resumed.best_val_loss);
+    // Both finishes have an hparams row, each in its own sub-run (TensorBoard shows the first
+    // hparams of a folder).
+    let rows: Vec<bool> = ["hparams", "hparams-2", "hparams-3"]
+        .iter()
+        .map(|sub| first.run_dir.join(sub).is_dir())
+        .collect();
+    assert_eq!(rows, [true, true, false]);
     // A different seed trains differently (the comparison above can fail).
     let other = train(
         &tiny_config(
