@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use xp_chem::{GenerationMetrics, GridOptions, Vocabulary};
 use xp_ckpt::{Checkpoint, CheckpointManager, Mode};
-use xp_config::ExperimentConfig;
+use xp_config::{ExperimentConfig, ModelType};
 use xp_log::{ExperimentLogger, HParam, Image};
 use xp_results::ResultsTracker;
 
@@ -437,6 +437,16 @@ where
         .init::<B, M>();
     let (run_dir, mut manager, mut state, mut logger) = match resumed {
         Some((run_dir, manager, last, state, path)) => {
+            let changed = changed_shape(&last.config, &run_dir, config);
+            if !changed.is_empty() {
+                return Err(TrainError::Resume {
+                    path: run_dir,
+                    problem: format!(
+                        "a resumed run keeps its model's shape, but {}; drop those --set, or start a new run",
+                        changed.join(", ")
+                    ),
+                });
+            }
             if state.train_len != data.train.len() {
                 return Err(TrainError::Resume {
                     path: run_dir,
@@ -865,6 +875,37 @@ fn say(bar: &ProgressBar, on: bool, line: impl AsRef<str>) {
     } else {
         bar.println(line);
     }
+}
+
+/// The model settings that give the weights their shapes, as (key, value).
+fn shape_settings(config: &ExperimentConfig) -> Vec<(&'static str, String)> {
+    let m = &config.model;
+    let mut settings = vec![
+        ("model.model_type", m.model_type.as_str().to_owned()),
+        ("model.hidden_dim", m.hidden_dim.to_string()),
+        ("model.num_layers", m.num_layers.to_string()),
+    ];
+    if m.model_type == ModelType::Vae {
+        settings.push(("model.latent_dim", m.latent_dim.to_string()));
+    }
+    settings
+}
+
+/// How `config` changes the shape settings of the run whose checkpoint holds `saved_toml`, one
+/// phrase per setting; empty when nothing does, or when the saved config no longer loads (its
+/// data moved, say: loading the weights then says what does not fit).
+fn changed_shape(saved_toml: &str, run_dir: &Path, config: &ExperimentConfig) -> Vec<String> {
+    let Ok(saved) = xp_config::from_toml_str(saved_toml, "the checkpoint's config", run_dir) else {
+        return Vec::new();
+    };
+    let (was, now) = (shape_settings(&saved), shape_settings(config));
+    // A change of model_type is reported as such; latent_dim is compared only between VAEs.
+    now.iter()
+        .filter_map(|(key, value)| {
+            let before = was.iter().find(|(k, _)| k == key).map(|(_, v)| v)?;
+            (before != value).then(|| format!("{key} is {value} here and {before} in the run"))
+        })
+        .collect()
 }
 
 /// The numbers of a finished run, as named in hparams and in the results log.

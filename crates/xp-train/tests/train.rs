@@ -321,6 +321,44 @@ fn unavailable_models_and_devices_are_clear_errors() {
     assert!(err.to_string().contains("no checkpoints/ folder"), "{err}");
 }
 
+#[test]
+fn resuming_with_a_model_of_another_shape_names_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = train(
+        &tiny_config(dir.path(), "vae", &["training.epochs=1"]),
+        &quiet(),
+    )
+    .unwrap();
+    let resume = |model: &str, extra: &[&str]| {
+        let mut sets = vec!["training.epochs=2"];
+        sets.extend(extra);
+        train(
+            &tiny_config(dir.path(), model, &sets),
+            &TrainOptions {
+                resume: Some(first.run_dir.clone()),
+                ..quiet()
+            },
+        )
+    };
+    let err = resume("vae", &["model.hidden_dim=64", "model.latent_dim=16"]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot resume {}: a resumed run keeps its model's shape, but model.hidden_dim is 64 here and 32 in the run, model.latent_dim is 16 here and 8 in the run; drop those --set, or start a new run",
+            first.run_dir.display()
+        )
+    );
+    let err = resume("autoregressive", &[]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("model.model_type is autoregressive here and vae in the run;"),
+        "{err}"
+    );
+    // Settings that leave the shapes alone may change.
+    let more = resume("vae", &["model.dropout=0.0", "model.kl_weight=0.5"]).unwrap();
+    assert_eq!(more.epochs_completed, 2);
+}
+
 const CHILD_ENV: &str = "XP_TRAIN_TEST_CHILD";
 
 /// The killed run: `training.batch_size=2` gives 48 steps an epoch, enough for the logs to reach
