@@ -400,7 +400,8 @@ impl SummaryWriter {
     }
 
     /// A row of TensorBoard's HParams tab: the hyperparameters and final metrics of a run, in
-    /// the sub-run `run_name` (as torch does), with each metric also as a scalar there.
+    /// the sub-run `run_name` (as torch does), with each metric also as a scalar there. Give each
+    /// row a `run_name` of its own: TensorBoard keeps the first hparams it reads in a folder.
     pub fn add_hparams(
         &self,
         hparams: &[(String, HParam)],
