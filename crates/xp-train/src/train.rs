@@ -411,6 +411,35 @@ where
                     path: path.clone(),
                     problem: format!("{STATE_FILE}: {e}"),
                 })?;
+            // Checks that need no data: they fail before a large training set is read.
+            let changed = changed_shape(&last.config, run_dir, config);
+            if !changed.is_empty() {
+                return Err(TrainError::Resume {
+                    path: run_dir.clone(),
+                    problem: format!(
+                        "a resumed run keeps its model's shape, but {}; drop those --set, or start a new run",
+                        changed.join(", ")
+                    ),
+                });
+            }
+            if state.early_stopped {
+                return Err(TrainError::Resume {
+                    path: run_dir.clone(),
+                    problem: format!(
+                        "training stopped early after {} epochs (no better validation loss for {} epochs); raise training.patience with --set to go on",
+                        state.epoch, state.epochs_without_improvement
+                    ),
+                });
+            }
+            if state.epoch >= t.epochs as u64 {
+                return Err(TrainError::Resume {
+                    path: run_dir.clone(),
+                    problem: format!(
+                        "all {} epochs are done; raise training.epochs with --set to train longer",
+                        state.epoch
+                    ),
+                });
+            }
             Some((run_dir.clone(), manager, last, state, path))
         }
         None => None,
@@ -437,16 +466,6 @@ where
         .init::<B, M>();
     let (run_dir, mut manager, mut state, mut logger) = match resumed {
         Some((run_dir, manager, last, state, path)) => {
-            let changed = changed_shape(&last.config, &run_dir, config);
-            if !changed.is_empty() {
-                return Err(TrainError::Resume {
-                    path: run_dir,
-                    problem: format!(
-                        "a resumed run keeps its model's shape, but {}; drop those --set, or start a new run",
-                        changed.join(", ")
-                    ),
-                });
-            }
             if state.train_len != data.train.len() {
                 return Err(TrainError::Resume {
                     path: run_dir,
@@ -455,24 +474,6 @@ where
                         state.train_len,
                         config.data.train_path.display(),
                         data.train.len()
-                    ),
-                });
-            }
-            if state.early_stopped {
-                return Err(TrainError::Resume {
-                    path: run_dir,
-                    problem: format!(
-                        "training stopped early after {} epochs (no better validation loss for {} epochs); raise training.patience with --set to go on",
-                        state.epoch, state.epochs_without_improvement
-                    ),
-                });
-            }
-            if state.epoch >= t.epochs as u64 {
-                return Err(TrainError::Resume {
-                    path: run_dir,
-                    problem: format!(
-                        "all {} epochs are done; raise training.epochs with --set to train longer",
-                        state.epoch
                     ),
                 });
             }
