@@ -59,6 +59,14 @@ fn quiet() -> TrainOptions {
     TrainOptions::default()
 }
 
+/// Options that go on from the last checkpoint of `run_dir`.
+fn resuming(run_dir: &Path) -> TrainOptions {
+    TrainOptions {
+        resume: Some(run_dir.to_path_buf()),
+        ..quiet()
+    }
+}
+
 #[test]
 fn four_epochs_equal_two_then_two_more_resumed() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,14 +86,7 @@ fn four_epochs_equal_two_then_two_more_resumed() {
     assert_eq!(first.epochs_completed, 2);
     let mut more = ExperimentConfig::load(first.run_dir.join("config.toml")).unwrap();
     more.apply_override("training.epochs=4").unwrap();
-    let resumed = train(
-        &more,
-        &TrainOptions {
-            resume: Some(first.run_dir.clone()),
-            ..quiet()
-        },
-    )
-    .unwrap();
+    let resumed = train(&more, &resuming(&first.run_dir)).unwrap();
     assert_eq!(resumed.run_dir, first.run_dir);
     assert_eq!((resumed.epochs_completed, resumed.global_step), (4, 12));
     assert!(
@@ -135,27 +136,13 @@ fn an_interrupted_vae_run_resumes_mid_epoch_exactly() {
     assert_eq!(stopped.finish, Finish::Interrupted);
     assert_eq!(stopped.global_step, 4);
     assert!(stopped.metrics.is_none() && stopped.results_file.is_none());
-    let resumed = train(
-        &config,
-        &TrainOptions {
-            resume: Some(stopped.run_dir.clone()),
-            ..quiet()
-        },
-    )
-    .unwrap();
+    let resumed = train(&config, &resuming(&stopped.run_dir)).unwrap();
     assert_eq!(resumed.finish, Finish::Completed);
     assert!(last_weights(&straight) == last_weights(&resumed));
     assert_eq!(straight.best_val_loss, resumed.best_val_loss);
 
     // Nothing left to do: a clear error, not a silent rerun.
-    let err = train(
-        &config,
-        &TrainOptions {
-            resume: Some(resumed.run_dir.clone()),
-            ..quiet()
-        },
-    )
-    .unwrap_err();
+    let err = train(&config, &resuming(&resumed.run_dir)).unwrap_err();
     assert!(err.to_string().contains("raise training.epochs"), "{err}");
 }
 
@@ -310,14 +297,7 @@ fn unavailable_models_and_devices_are_clear_errors() {
         );
     }
 
-    let err = train(
-        &tiny_config(dir.path(), "vae", &[]),
-        &TrainOptions {
-            resume: Some(dir.path().to_path_buf()),
-            ..quiet()
-        },
-    )
-    .unwrap_err();
+    let err = train(&tiny_config(dir.path(), "vae", &[]), &resuming(dir.path())).unwrap_err();
     assert!(err.to_string().contains("no checkpoints/ folder"), "{err}");
 }
 
@@ -334,10 +314,7 @@ fn resuming_with_a_model_of_another_shape_names_the_settings() {
         sets.extend(extra);
         train(
             &tiny_config(dir.path(), model, &sets),
-            &TrainOptions {
-                resume: Some(first.run_dir.clone()),
-                ..quiet()
-            },
+            &resuming(&first.run_dir),
         )
     };
     let err = resume("vae", &["model.hidden_dim=64", "model.latent_dim=16"]).unwrap_err();
@@ -493,14 +470,7 @@ fn a_run_killed_at_a_random_moment_resumes_from_its_last_checkpoint_exactly() {
     config
         .apply_override(&format!("training.epochs={epochs}"))
         .unwrap();
-    let resumed = train(
-        &config,
-        &TrainOptions {
-            resume: Some(run_dir.clone()),
-            ..quiet()
-        },
-    )
-    .unwrap();
+    let resumed = train(&config, &resuming(&run_dir)).unwrap();
     assert_eq!(resumed.finish, Finish::Completed);
     let other = tempfile::tempdir().unwrap();
     let straight = train(&killed_run_config(other.path(), epochs), &quiet()).unwrap();
