@@ -17,6 +17,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc (its v2) rather than glibc's malloc: cosmolkit allocates many small, short-lived
+/// objects, and validity + canonical SMILES runs about 1.3x faster with it, with training's speed
+/// unchanged (mimalloc's v3 cost training ~5%). Libraries leave the allocator to the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "xp's project commands")]
 struct Cli {

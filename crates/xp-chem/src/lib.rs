@@ -1,6 +1,10 @@
 //! Chemistry for generative models of molecules written as SMILES: the tokenizer and vocabulary
 //! models train on, RDKit-compatible validity and canonical SMILES (on cosmolkit), Morgan
 //! fingerprints, MOSES's generation metrics and molecule grid images.
+//!
+//! Speed: parsing and writing SMILES allocate many small objects, and glibc's malloc takes about a
+//! third of that time. A binary that sets a faster global allocator gains about 1.3x; `xtask`
+//! uses `mimalloc` (with its `v2` feature).
 
 mod filters;
 mod fragments;
