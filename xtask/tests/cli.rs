@@ -101,11 +101,13 @@ fn config_show_prints_a_resolved_config_that_loads_back() {
 fn config_with_a_missing_file_fails_cleanly() {
     let out = xtask(&["config", "check", "--config", "no/such/config.toml"]);
     assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("cannot read config no/such/config.toml"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("cannot read config no/such/config.toml"),
+        "{stderr}"
     );
+    // The OS's reason, once: the error's message has it, and its chain must not repeat it.
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
 }
 
 /// A tiny experiment (400 molecules, batches of 4, small model) in `dir`.

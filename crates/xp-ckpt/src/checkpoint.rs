@@ -185,7 +185,7 @@ impl Meta {
             _ => CkptError::Io {
                 action: "read",
                 path: path.clone(),
-                source: e,
+                error: e,
             },
         })?;
         let meta: Meta = serde_json::from_slice(&text).map_err(|e| CkptError::Corrupt {

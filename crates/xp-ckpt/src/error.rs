@@ -3,12 +3,12 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong with checkpoints. Each names the file or the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum CkptError {
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// In the message, so not also `source()`: a chain printer (anyhow `{:#}`) would say it twice.
+        error: std::io::Error,
     },
     #[error("checkpoint {}: {problem}; it cannot be trusted (restore it, or delete it and reopen)", path.display())]
     Corrupt { path: PathBuf, problem: String },
@@ -33,9 +33,9 @@ pub enum CkptError {
 /// `map_err(io("write", path))`: an I/O error with what was being done and to which file.
 pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CkptError {
     let path = path.to_path_buf();
-    move |source| CkptError::Io {
+    move |error| CkptError::Io {
         action,
         path,
-        source,
+        error,
     }
 }

@@ -105,7 +105,7 @@ impl CheckpointManager {
         lock.try_lock().map_err(|_| CkptError::Io {
             action: "lock",
             path: dir.clone(),
-            source: std::io::Error::other("another process has this checkpoint folder open"),
+            error: std::io::Error::other("another process has this checkpoint folder open"),
         })?;
         let mut manager = CheckpointManager {
             dir,
@@ -276,12 +276,12 @@ impl CheckpointManager {
             std::fs::rename(&tmp, &path)?;
             sync_dir(&self.dir)
         };
-        write().map_err(|source| {
+        write().map_err(|error| {
             let _ = std::fs::remove_file(&tmp);
             CkptError::Io {
                 action: "write",
                 path: path.clone(),
-                source,
+                error,
             }
         })
     }
@@ -316,27 +316,27 @@ impl CheckpointManager {
         let tmp = self.dir.join(format!("{TMP_PREFIX}{name}"));
         let written = (|| {
             if tmp.exists() {
-                std::fs::remove_dir_all(&tmp).map_err(|source| CkptError::Io {
+                std::fs::remove_dir_all(&tmp).map_err(|error| CkptError::Io {
                     action: "remove the leftover",
                     path: tmp.clone(),
-                    source,
+                    error,
                 })?;
             }
-            std::fs::create_dir(&tmp).map_err(|source| CkptError::Io {
+            std::fs::create_dir(&tmp).map_err(|error| CkptError::Io {
                 action: "create",
                 path: tmp.clone(),
-                source,
+                error,
             })?;
             write_files(ckpt, seq, &tmp)?;
-            std::fs::rename(&tmp, &path).map_err(|source| CkptError::Io {
+            std::fs::rename(&tmp, &path).map_err(|error| CkptError::Io {
                 action: "move the finished checkpoint into place at",
                 path: path.clone(),
-                source,
+                error,
             })?;
-            sync_dir(&self.dir).map_err(|source| CkptError::Io {
+            sync_dir(&self.dir).map_err(|error| CkptError::Io {
                 action: "flush",
                 path: self.dir.clone(),
-                source,
+                error,
             })
         })();
         if let Err(err) = written {

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 /// Everything that can go wrong while reading, checking or writing a config.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// In the message, so not also `source()`: a chain printer (anyhow `{:#}`) would say it twice.
+        error: std::io::Error,
     },
     #[error("{origin}:{line}:{column}: invalid TOML: {message}")]
     Syntax {

@@ -27,10 +27,10 @@ pub fn create_config(
 ) -> Result<ExperimentConfig, ConfigError> {
     let (name, text, base_dir, file) = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
                 action: "read config",
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
             let base = normalize(path.parent().unwrap_or(Path::new(".")));
             (
@@ -287,10 +287,10 @@ impl ExperimentConfig {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let io = |action, source| ConfigError::Io {
+        let io = |action, error| ConfigError::Io {
             action,
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(|e| io("create a temporary file beside", e))?;

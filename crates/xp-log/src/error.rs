@@ -3,12 +3,12 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong while logging.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// In the message, so not also `source()`: a chain printer (anyhow `{:#}`) would say it twice.
+        error: std::io::Error,
     },
     #[error("{} is not a run directory (it has no config.toml); pass the folder a run created", path.display())]
     NotARunDir { path: PathBuf },
@@ -29,9 +29,9 @@ pub enum LogError {
 /// `map_err(io("create", path))`: an I/O error with what was being done and to which file.
 pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LogError {
     let path = path.to_path_buf();
-    move |source| LogError::Io {
+    move |error| LogError::Io {
         action,
         path,
-        source,
+        error,
     }
 }

@@ -131,10 +131,10 @@ impl ExperimentLogger {
             "{{\"step\":{},\"tag\":{tag},\"value\":{value},\"wall_time\":{wall:?}}}",
             self.step
         )
-        .map_err(|source| LogError::Io {
+        .map_err(|error| LogError::Io {
             action: "write",
             path: self.run_dir.join(METRICS_FILE),
-            source,
+            error,
         })
     }
 
@@ -189,10 +189,10 @@ impl ExperimentLogger {
 
     /// Everything logged so far is in the files.
     pub fn flush(&mut self) -> Result<(), LogError> {
-        self.metrics.flush().map_err(|source| LogError::Io {
+        self.metrics.flush().map_err(|error| LogError::Io {
             action: "write",
             path: self.run_dir.join(METRICS_FILE),
-            source,
+            error,
         })?;
         self.writer.flush()
     }

@@ -37,10 +37,10 @@ impl EventReader {
         let mut bytes = Vec::new();
         std::fs::File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|source| LogError::Io {
+            .map_err(|error| LogError::Io {
                 action: "read",
                 path: path.clone(),
-                source,
+                error,
             })?;
         Ok(EventReader { path, bytes, at: 0 })
     }

@@ -256,10 +256,10 @@ impl SummaryWriter {
         let thread = std::thread::Builder::new()
             .name("xp-log writer".to_owned())
             .spawn(move || background(thread_shared))
-            .map_err(|source| LogError::Io {
+            .map_err(|error| LogError::Io {
                 action: "start the writer thread for",
                 path: logdir.clone(),
-                source,
+                error,
             })?;
         let writer = SummaryWriter {
             logdir,

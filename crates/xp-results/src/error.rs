@@ -3,12 +3,12 @@ use std::path::PathBuf;
 /// Everything that can go wrong with the results log.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// In the message, so not also `source()`: a chain printer (anyhow `{:#}`) would say it twice.
+        error: std::io::Error,
     },
     #[error("no results log at {}: nothing has been logged there yet (check --dir)", path.display())]
     NoLog { path: PathBuf },

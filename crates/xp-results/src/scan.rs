@@ -100,10 +100,10 @@ where
     F: Fn(A, &Line<'_>, &mut Vec<SkippedLine>) -> A + Sync + Send,
     M: Fn(A, A) -> A + Sync + Send,
 {
-    let io = |action, source| ResultsError::Io {
+    let io = |action, error| ResultsError::Io {
         action,
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = match File::open(path) {
         Ok(f) => f,

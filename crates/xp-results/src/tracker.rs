@@ -91,17 +91,17 @@ impl ResultsTracker {
     }
 
     fn append_line(&self, line: &[u8]) -> Result<(), ResultsError> {
-        let io = |action, source| ResultsError::Io {
+        let io = |action, error| ResultsError::Io {
             action,
             path: self.path.clone(),
-            source,
+            error,
         };
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if writer.is_none() {
             std::fs::create_dir_all(&self.dir).map_err(|e| ResultsError::Io {
                 action: "create the results folder",
                 path: self.dir.clone(),
-                source: e,
+                error: e,
             })?;
             let file = OpenOptions::new()
                 .read(true)
