@@ -39,7 +39,7 @@ enum ResultsCommand {
     /// Every matching result, oldest first.
     List {
         /// Only the last N.
-        #[arg(short = 'n')]
+        #[arg(short = 'n', value_parser = at_least_one)]
         n: Option<usize>,
     },
     /// The best result by a metric.
@@ -48,7 +48,7 @@ enum ResultsCommand {
     Top {
         #[command(flatten)]
         rank: RankArgs,
-        #[arg(short = 'n', default_value_t = 10)]
+        #[arg(short = 'n', default_value_t = 10, value_parser = at_least_one)]
         n: usize,
     },
     /// The config keys and metrics that differ between two results (their line numbers, as
@@ -85,23 +85,35 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
         }
         ResultsCommand::Best(rank) => {
             let found = query.best(&rank.metric, rank.mode.parse()?)?;
+            check_metric_exists(&query, &found, found.value.is_none(), &rank.metric)?;
             report(&found, Some(&rank.metric));
             let entries: Vec<Entry> = found.value.into_iter().collect();
-            if entries.is_empty() && matches!(args.format, Format::Table) {
-                bail!("no result has a value for `{}`", rank.metric);
-            }
-            match args.format {
-                Format::Json => writeln_json(out, &entries.first().map_or(Value::Null, entry_json)),
-                f => print_entries(out, &entries, Some(&rank.metric), f),
+            match (args.format, entries.first()) {
+                (Format::Json, best) => writeln_json(out, &best.map_or(Value::Null, entry_json)),
+                (Format::Table, Some(best)) => print_record(out, best, &rank.metric),
+                (Format::Table, None) if found.nan_metric > 0 => {
+                    bail!("no result to rank: `{}` is NaN in every one", rank.metric)
+                }
+                (Format::Table, None) => bail!("no result to rank: none matches"),
+                (f, _) => print_entries(out, &entries, Some(&rank.metric), f),
             }
         }
         ResultsCommand::Top { rank, n } => {
             let mode: Mode = rank.mode.parse()?;
             let found = query.top(&rank.metric, mode, *n)?;
+            check_metric_exists(&query, &found, found.value.is_empty(), &rank.metric)?;
             report(&found, Some(&rank.metric));
             print_entries(out, &found.value, Some(&rank.metric), args.format)
         }
         ResultsCommand::Compare { a, b } => compare_lines(out, &query, *a, *b, args.format),
+    }
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -124,6 +136,87 @@ fn report<T>(found: &Found<T>, metric: Option<&str>) {
             );
         }
     }
+}
+
+/// A metric that no matching result has is almost always a typo: fail, naming the metrics there
+/// are, rather than print an empty answer.
+fn check_metric_exists<T>(
+    query: &Query,
+    found: &Found<T>,
+    nothing_ranked: bool,
+    metric: &str,
+) -> anyhow::Result<()> {
+    if !nothing_ranked || found.without_metric == 0 || found.nan_metric > 0 {
+        return Ok(());
+    }
+    report(found, None);
+    let all = query.all()?;
+    let names = metric_columns(&all.value, None);
+    // `val_loss` for `best_val_loss` is as likely as a misspelling.
+    let suggestion = names
+        .iter()
+        .find(|n| n.contains(metric))
+        .or_else(|| {
+            names
+                .iter()
+                .map(|n| (strsim::jaro_winkler(n, metric), n))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, n)| n)
+        })
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
+    bail!(
+        "no result has a metric `{metric}`{suggestion} (the metrics there: {})",
+        names.join(", ")
+    )
+}
+
+/// A number for a person to read: four decimals, integers plain, very small or large ones in
+/// exponent form. `--format json|csv` keep every digit.
+fn table_number(x: f64) -> String {
+    if !x.is_finite() {
+        number_text(x)
+    } else if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else if (1e-3..1e6).contains(&x.abs()) {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// `2026-11-28T15:25:59.843783+00:00` as `2026-11-28 15:25:59` (the time as recorded, to the
+/// second); anything else as it is.
+fn table_time(timestamp: &str) -> String {
+    let b = timestamp.as_bytes();
+    if b.len() >= 19 && b[10] == b'T' && b[13] == b':' && b[16] == b':' {
+        format!("{} {}", &timestamp[..10], &timestamp[11..19])
+    } else {
+        timestamp.to_owned()
+    }
+}
+
+/// One result whole, a field per row: what `best` prints, so "which run, with what config" is
+/// answered at once.
+fn print_record(out: &mut impl Write, e: &Entry, metric: &str) -> anyhow::Result<()> {
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_BORDERS_ONLY);
+    table.set_header(["result", &format!("line {}", e.line)]);
+    table.add_row(["timestamp", &e.record.timestamp]);
+    table.add_row(["experiment", &e.record.experiment_name]);
+    for m in metric_columns(std::slice::from_ref(e), Some(metric)) {
+        let value = e.record.metrics.get(&m).map(|x| table_number(*x));
+        table.add_row([format!("metrics.{m}"), value.unwrap_or_default()]);
+    }
+    for (k, v) in &e.record.artifacts {
+        table.add_row([format!("artifacts.{k}"), v.clone()]);
+    }
+    for (k, v) in flat_config(e) {
+        table.add_row([format!("config.{k}"), v]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
 }
 
 fn entry_json(e: &Entry) -> Value {
@@ -200,11 +293,11 @@ fn print_entries(
     format: Format,
 ) -> anyhow::Result<()> {
     let metrics = metric_columns(entries, metric);
-    let metric_cell = |e: &Entry, m: &str| {
+    let metric_cell = |e: &Entry, m: &str, text: fn(f64) -> String| {
         e.record
             .metrics
             .get(m)
-            .map(|x| number_text(*x))
+            .map(|x| text(*x))
             .unwrap_or_default()
     };
     match format {
@@ -241,7 +334,7 @@ fn print_entries(
                     e.record.timestamp.clone(),
                     e.record.experiment_name.clone(),
                 ];
-                row.extend(metrics.iter().map(|m| metric_cell(e, m)));
+                row.extend(metrics.iter().map(|m| metric_cell(e, m, number_text)));
                 row.extend(config_cols.iter().map(|c| {
                     config
                         .iter()
@@ -272,14 +365,12 @@ fn print_entries(
             for e in entries {
                 let mut row = vec![
                     Cell::new(e.line),
-                    Cell::new(&e.record.timestamp),
+                    Cell::new(table_time(&e.record.timestamp)),
                     Cell::new(&e.record.experiment_name),
                 ];
-                row.extend(
-                    metrics
-                        .iter()
-                        .map(|m| Cell::new(metric_cell(e, m)).set_alignment(CellAlignment::Right)),
-                );
+                row.extend(metrics.iter().map(|m| {
+                    Cell::new(metric_cell(e, m, table_number)).set_alignment(CellAlignment::Right)
+                }));
                 table.add_row(row);
             }
             for i in 3..3 + metrics.len() {

@@ -384,6 +384,22 @@ fn results_list_table_and_compare() {
         "{table}"
     );
     assert!(!table.contains("moses_vae_36"), "{table}");
+    // For a person: the time to the second, metrics to four decimals.
+    let last = xp_results::Query::new(dir.path().join("results.jsonl"))
+        .all()
+        .unwrap()
+        .value
+        .pop()
+        .unwrap();
+    let ts = &last.record.timestamp;
+    assert!(
+        table.contains(&format!("{} {}", &ts[..10], &ts[11..19])),
+        "{table}"
+    );
+    assert!(!table.contains(ts.as_str()), "{table}");
+    let validity = last.record.metrics["validity"];
+    assert!(table.contains(&format!(" {validity:.4} ")), "{table}");
+    assert!(!table.contains(&validity.to_string()), "{table}");
     let out = xtask(&["results", "--dir", d, "compare", "1", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let table = text(&out.stdout);
@@ -398,6 +414,106 @@ fn results_list_table_and_compare() {
     let out = xtask(&["results", "--dir", d, "compare", "1", "999"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no result on line 999"));
+}
+
+#[test]
+fn results_best_table_shows_the_whole_result() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    let out = xtask(&["results", "--dir", d, "best", "--metric", "val_loss"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let all = xp_results::Query::new(dir.path().join("results.jsonl"))
+        .all()
+        .unwrap()
+        .value;
+    let best = all
+        .iter()
+        .filter(|e| {
+            e.record
+                .metrics
+                .get("val_loss")
+                .is_some_and(|v| !v.is_nan())
+        })
+        .min_by(|a, b| a.record.metrics["val_loss"].total_cmp(&b.record.metrics["val_loss"]))
+        .unwrap();
+    let row = |key: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(key))
+            .unwrap_or_else(|| panic!("no row {key}: {table}"))
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_owned()
+    };
+    assert!(table.contains(&format!("line {}", best.line)), "{table}");
+    assert_eq!(row("experiment"), best.record.experiment_name);
+    // Four decimals for a person; `--format json` keeps every digit.
+    assert_eq!(
+        row("metrics.val_loss"),
+        format!("{:.4}", best.record.metrics["val_loss"])
+    );
+    assert_eq!(
+        row("config.model.model_type"),
+        best.record.config["model"]["model_type"].as_str().unwrap()
+    );
+    assert_eq!(
+        row("config.training.learning_rate"),
+        best.record.config["training"]["learning_rate"].to_string()
+    );
+}
+
+#[test]
+fn results_unknown_metric_fails_with_a_suggestion() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    let out = xtask(&["results", "--dir", d, "best", "--metric", "validty"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no result has a metric `validty`; did you mean `validity`?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(the metrics there: val_loss, validity"),
+        "{stderr}"
+    );
+    // Scripts get the error too, not an empty answer.
+    let out = xtask(&[
+        "results", "--dir", d, "top", "--metric", "loss", "--format", "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("did you mean `val_loss`?"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    // A filter that matches nothing is an empty answer, not an unknown metric.
+    let out = xtask(&[
+        "results",
+        "--dir",
+        d,
+        "top",
+        "--metric",
+        "val_loss",
+        "--filter",
+        "seed > 1000",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "[]");
+    let out = xtask(&[
+        "results", "--dir", d, "top", "--metric", "val_loss", "-n", "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("must be at least 1"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
