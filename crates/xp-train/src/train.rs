@@ -445,6 +445,15 @@ where
         None => None,
     };
 
+    // A new run's output folder is made before the data is read: a bad `output_dir` fails at once,
+    // not after the training set (1.58M molecules for full MOSES) has loaded.
+    if resumed.is_none() {
+        std::fs::create_dir_all(&config.output_dir).map_err(|error| xp_log::LogError::Io {
+            action: "create the output folder",
+            path: config.output_dir.clone().into(),
+            error,
+        })?;
+    }
     let data = load_data(config, resumed.as_ref().map(|r| r.3.vocabulary.clone()))?;
     // indicatif hides the bar by itself when stderr is not a terminal.
     let bar = if options.progress {

@@ -279,6 +279,28 @@ fn bad_data_is_reported_with_file_and_lines() {
 }
 
 #[test]
+fn an_output_dir_that_cannot_be_made_fails_before_the_data_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(dir.path(), "autoregressive", &["training.epochs=1"]);
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    config.output_dir = file.join("results").display().to_string();
+    // Data that would fail to load: the output folder's error must come first.
+    let unusable = dir.path().join("unusable.csv");
+    std::fs::write(&unusable, "smiles\nxyz\n").unwrap();
+    config.data.train_path = unusable;
+    let err = train(&config, &quiet()).unwrap_err();
+    assert!(matches!(err, TrainError::Log(_)), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot create the output folder {}",
+            config.output_dir
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn unavailable_models_and_devices_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     for model in ["diffusion", "gnn"] {
