@@ -1,10 +1,12 @@
 //! `cargo xtask chem canon|metrics|draw`: the chemistry from the terminal.
 
-use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
+use flate2::read::GzDecoder;
 
 use crate::oracle::as_strs;
 
@@ -17,7 +19,7 @@ pub enum ChemCommand {
         why: bool,
     },
     /// MOSES generation metrics of the SMILES in a file (one per line, or a CSV with a `smiles`
-    /// or `SMILES` column).
+    /// column in any case; `.gz` files are decompressed).
     Metrics {
         #[arg(long)]
         generated: PathBuf,
@@ -51,18 +53,49 @@ pub enum Format {
     Json,
 }
 
-/// SMILES of a file: one per line, a `smiles`/`SMILES` header line skipped.
-fn read_smiles(path: &PathBuf) -> anyhow::Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
-    if lines
-        .first()
-        .is_some_and(|h| h.eq_ignore_ascii_case("smiles"))
-    {
-        lines.remove(0);
+/// SMILES of a file (gzip-compressed when its name ends in `.gz`, as MOSES ships its splits): one
+/// per line, a `smiles` header line skipped, or a CSV whose header has a `smiles` column (any
+/// case). A SMILES never holds a comma, so a first line with one is a CSV header.
+fn read_smiles(path: &Path) -> anyhow::Result<Vec<String>> {
+    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut text = String::new();
+    let read = if path.extension().is_some_and(|e| e == "gz") {
+        GzDecoder::new(file).read_to_string(&mut text)
+    } else {
+        BufReader::new(file).read_to_string(&mut text)
+    };
+    read.with_context(|| {
+        format!(
+            "reading {} as text (a gzip-compressed file needs a name ending in .gz)",
+            path.display()
+        )
+    })?;
+    let first = text.lines().next().unwrap_or_default().trim();
+    if !first.contains(',') {
+        let mut lines: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
+        if first.eq_ignore_ascii_case("smiles") {
+            lines.remove(0);
+        }
+        return Ok(lines);
     }
-    Ok(lines)
+    let mut csv = csv::Reader::from_reader(text.as_bytes());
+    let header = csv.headers()?.clone();
+    let Some(column) = header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("smiles"))
+    else {
+        bail!(
+            "{}: no `smiles` column (the header has: {})",
+            path.display(),
+            header.iter().collect::<Vec<_>>().join(", ")
+        );
+    };
+    csv.records()
+        .map(|row| {
+            let row = row.with_context(|| format!("reading {}", path.display()))?;
+            Ok(row.get(column).unwrap_or_default().trim().to_owned())
+        })
+        .collect()
 }
 
 pub fn run(command: ChemCommand) -> anyhow::Result<()> {
@@ -125,17 +158,38 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             reference,
             format,
         } => {
-            let generated = read_smiles(&generated)?;
-            let train = train
-                .as_ref()
-                .map(read_smiles)
-                .transpose()?
-                .map(|t| xp_chem::canonical_set(&as_strs(&t)));
-            let reference = reference
-                .as_ref()
-                .map(read_smiles)
-                .transpose()?
-                .map(|r| xp_chem::ReferenceSet::new(&as_strs(&r)));
+            let generated_path = generated;
+            let generated = read_smiles(&generated_path)?;
+            if generated.is_empty() {
+                bail!("{}: no SMILES in it", generated_path.display());
+            }
+            // An empty set would give novelty 1 or SNN 0 that mean nothing: refuse it.
+            let train = match train {
+                Some(path) => {
+                    let set = xp_chem::canonical_set(&as_strs(&read_smiles(&path)?));
+                    if set.is_empty() {
+                        bail!(
+                            "{}: no valid SMILES in the training set, so novelty would mean nothing",
+                            path.display()
+                        );
+                    }
+                    Some(set)
+                }
+                None => None,
+            };
+            let reference = match reference {
+                Some(path) => {
+                    let set = xp_chem::ReferenceSet::new(&as_strs(&read_smiles(&path)?));
+                    if set.is_empty() {
+                        bail!(
+                            "{}: no valid SMILES in the reference set, so SNN, Frag and Scaf would mean nothing",
+                            path.display()
+                        );
+                    }
+                    Some(set)
+                }
+                None => None,
+            };
             let m = xp_chem::generation_metrics(
                 &as_strs(&generated),
                 train.as_ref(),

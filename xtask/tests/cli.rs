@@ -613,3 +613,75 @@ c1ccc2ccccc2c1
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("reading /nonexistent.csv"));
 }
+
+#[test]
+fn chem_metrics_reads_csv_columns_and_gzip_and_refuses_empty_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = |args: &[&str]| {
+        let mut all = vec!["chem", "metrics", "--format", "json"];
+        all.extend_from_slice(args);
+        xtask(&all)
+    };
+    // The SMILES column among others, in any case; a comma inside a quoted field is fine.
+    let csv = dir.path().join("scored.csv");
+    std::fs::write(
+        &csv,
+        "id,SMILES,note\n1,CCO,\"good, short\"\n2,C1CC,bad\n3,c1ccccc1,ok\n",
+    )
+    .unwrap();
+    let out = metrics(&["--generated", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (m["count"].as_u64(), m["validity"].as_f64()),
+        (Some(3), Some(2.0 / 3.0))
+    );
+    // MOSES ships its splits gzip-compressed.
+    let gz = dir.path().join("train.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, b"SMILES\nOCC\nCCN\n").unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let out = metrics(&[
+        "--generated",
+        csv.to_str().unwrap(),
+        "--train",
+        gz.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["novelty"], 0.5, "CCO is in the training set as OCC");
+
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let no_column = dir.path().join("no-column.csv");
+    std::fs::write(&no_column, "a,b\n1,2\n").unwrap();
+    let (csv, empty, no_column) = (
+        csv.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        no_column.to_str().unwrap(),
+    );
+    let cases: [(&[&str], String); 4] = [
+        (&["--generated", empty], format!("{empty}: no SMILES in it")),
+        (
+            &["--generated", csv, "--train", empty],
+            format!("{empty}: no valid SMILES in the training set"),
+        ),
+        (
+            &["--generated", csv, "--reference", empty],
+            format!("{empty}: no valid SMILES in the reference set"),
+        ),
+        (
+            &["--generated", no_column],
+            format!("{no_column}: no `smiles` column (the header has: a, b)"),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = metrics(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(&expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
