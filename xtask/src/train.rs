@@ -18,8 +18,15 @@ pub fn run(config: Option<PathBuf>, overrides: Vec<String>, resume: Option<PathB
             }
             let path = run_dir.join(xp_log::CONFIG_FILE);
             if !path.is_file() {
+                let hint = match newest_run_inside(run_dir) {
+                    Some((1, newest)) => format!("; its one run is {}", newest.display()),
+                    Some((n, newest)) => {
+                        format!("; the newest of its {n} runs is {}", newest.display())
+                    }
+                    None => "; pass the folder `cargo xtask train` printed".to_owned(),
+                };
                 bail!(
-                    "{} is not a run directory (no {}); pass the folder `cargo xtask train` printed",
+                    "{} is not a run directory (no {}){hint}",
                     run_dir.display(),
                     xp_log::CONFIG_FILE
                 );
@@ -125,4 +132,19 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
     }
     let logdir = outcome.run_dir.parent().unwrap_or(&outcome.run_dir);
     println!("\nlook at it: tensorboard --logdir {}", shown(logdir));
+}
+
+/// The run directories directly inside `dir` (an output folder passed to `--resume` by mistake):
+/// how many, and the most recently changed.
+fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
+    let runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let config = path.join(xp_log::CONFIG_FILE);
+            Some((config.metadata().ok()?.modified().ok()?, path))
+        })
+        .collect();
+    let newest = runs.iter().max_by_key(|(time, _)| *time)?.1.clone();
+    Some((runs.len(), newest))
 }

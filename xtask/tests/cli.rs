@@ -98,6 +98,42 @@ fn config_show_prints_a_resolved_config_that_loads_back() {
 }
 
 #[test]
+fn resuming_an_output_folder_names_its_newest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = xtask(&["train", "--resume", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("pass the folder `cargo xtask train` printed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let now = std::time::SystemTime::now();
+    for (name, age_s) in [
+        ("exp_20261101_120000", 60),
+        ("exp_20261102_120000", 0),
+        ("exp_20261103_120000", 120),
+    ] {
+        let run = dir.path().join(name);
+        std::fs::create_dir(&run).unwrap();
+        let config = std::fs::File::create(run.join("config.toml")).unwrap();
+        config
+            .set_modified(now - std::time::Duration::from_secs(age_s))
+            .unwrap();
+    }
+    let out = xtask(&["train", "--resume", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let expected = format!(
+        "the newest of its 3 runs is {}",
+        dir.path().join("exp_20261102_120000").display()
+    );
+    assert!(
+        text(&out.stderr).contains(&expected),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn config_with_a_missing_file_fails_cleanly() {
     let out = xtask(&["config", "check", "--config", "no/such/config.toml"]);
     assert_eq!(out.status.code(), Some(1));
