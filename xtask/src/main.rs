@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "xp's project commands")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "xp's project commands")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +55,7 @@ enum Command {
         #[arg(value_enum)]
         only: Option<oracle::Check>,
     },
-    /// Chemistry: canonical SMILES, generation metrics.
+    /// Chemistry: canonical SMILES, generation metrics, grid images.
     #[command(subcommand)]
     Chem(chem::ChemCommand),
     /// Query a results log: list, best, top, compare.

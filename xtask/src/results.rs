@@ -42,7 +42,7 @@ enum ResultsCommand {
         #[arg(short = 'n', value_parser = at_least_one)]
         n: Option<usize>,
     },
-    /// The best result by a metric.
+    /// The best result by a metric, shown whole: metrics, artifacts, config.
     Best(RankArgs),
     /// The N best results by a metric, best first.
     Top {
