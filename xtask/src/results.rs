@@ -178,7 +178,8 @@ fn table_number(x: f64) -> String {
     if !x.is_finite() {
         number_text(x)
     } else if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
+        // `+ 0.0` turns -0.0 into 0.0.
+        format!("{:.0}", x + 0.0)
     } else if (1e-3..1e6).contains(&x.abs()) {
         format!("{x:.4}")
     } else {
@@ -190,10 +191,11 @@ fn table_number(x: f64) -> String {
 /// second); anything else as it is.
 fn table_time(timestamp: &str) -> String {
     let b = timestamp.as_bytes();
-    if b.len() >= 19 && b[10] == b'T' && b[13] == b':' && b[16] == b':' {
-        format!("{} {}", &timestamp[..10], &timestamp[11..19])
-    } else {
-        timestamp.to_owned()
+    match (timestamp.get(..10), timestamp.get(11..19)) {
+        (Some(date), Some(time)) if b[10] == b'T' && b[13] == b':' && b[16] == b':' => {
+            format!("{date} {time}")
+        }
+        _ => timestamp.to_owned(),
     }
 }
 
@@ -453,6 +455,40 @@ fn compare_lines(
             }
             writeln!(out, "{table}")?;
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{table_number, table_time};
+
+    #[test]
+    fn table_cells_are_short_and_never_panic() {
+        let numbers = [
+            (0.934995, "0.9350"),
+            (1.0, "1"),
+            (-0.0, "0"),
+            (1e-5, "1.000e-5"),
+            (2.5e7, "25000000"),
+            (2.5e7 + 0.5, "2.500e7"),
+            (f64::NAN, "NaN"),
+        ];
+        for (x, shown) in numbers {
+            assert_eq!(table_number(x), shown);
+        }
+        assert_eq!(
+            table_time("2026-11-28T15:25:59.843783+00:00"),
+            "2026-11-28 15:25:59"
+        );
+        assert_eq!(table_time("2026-11-27T21:51:52"), "2026-11-27 21:51:52");
+        // Not a time we know, or a multi-byte character where a cut would fall: shown as it is.
+        for odd in [
+            "yesterday",
+            "2026-11-28T15:25:5\u{e9}",
+            "2026-11-28 15:25:59",
+        ] {
+            assert_eq!(table_time(odd), odd);
         }
     }
 }
