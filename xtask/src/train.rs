@@ -135,7 +135,7 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
 }
 
 /// The run directories directly inside `dir` (an output folder passed to `--resume` by mistake):
-/// how many, and the most recently changed.
+/// how many, and the one started last (its `config.toml` is written once, when it starts).
 fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
     let runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
         .ok()?
