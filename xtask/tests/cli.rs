@@ -332,6 +332,28 @@ fn seed_log_dir() -> tempfile::TempDir {
     dir
 }
 
+/// Every result in `dir`'s log, read by xp-results itself.
+fn all_results(dir: &Path) -> Vec<xp_results::Entry> {
+    xp_results::Query::new(dir.join("results.jsonl"))
+        .all()
+        .unwrap()
+        .value
+}
+
+/// The result with the smallest non-NaN val_loss, found independently of the CLI.
+fn smallest_val_loss(dir: &Path) -> xp_results::Entry {
+    all_results(dir)
+        .into_iter()
+        .filter(|e| {
+            e.record
+                .metrics
+                .get("val_loss")
+                .is_some_and(|v| !v.is_nan())
+        })
+        .min_by(|a, b| a.record.metrics["val_loss"].total_cmp(&b.record.metrics["val_loss"]))
+        .unwrap()
+}
+
 #[test]
 fn results_best_as_json_skips_nan_and_missing_and_says_so() {
     let dir = seed_log_dir();
@@ -341,21 +363,7 @@ fn results_best_as_json_skips_nan_and_missing_and_says_so() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let best: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // The smallest finite val_loss in the fixture, found independently.
-    let all = xp_results::Query::new(dir.path().join("results.jsonl"))
-        .all()
-        .unwrap()
-        .value;
-    let expected = all
-        .iter()
-        .filter(|e| {
-            e.record
-                .metrics
-                .get("val_loss")
-                .is_some_and(|v| !v.is_nan())
-        })
-        .min_by(|a, b| a.record.metrics["val_loss"].total_cmp(&b.record.metrics["val_loss"]))
-        .unwrap();
+    let expected = smallest_val_loss(dir.path());
     assert_eq!(
         best["experiment_name"],
         expected.record.experiment_name.as_str()
@@ -421,12 +429,7 @@ fn results_list_table_and_compare() {
     );
     assert!(!table.contains("moses_vae_36"), "{table}");
     // For a person: the time to the second, metrics to four decimals.
-    let last = xp_results::Query::new(dir.path().join("results.jsonl"))
-        .all()
-        .unwrap()
-        .value
-        .pop()
-        .unwrap();
+    let last = all_results(dir.path()).pop().unwrap();
     let ts = &last.record.timestamp;
     assert!(
         table.contains(&format!("{} {}", &ts[..10], &ts[11..19])),
@@ -459,20 +462,7 @@ fn results_best_table_shows_the_whole_result() {
     let out = xtask(&["results", "--dir", d, "best", "--metric", "val_loss"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let table = text(&out.stdout);
-    let all = xp_results::Query::new(dir.path().join("results.jsonl"))
-        .all()
-        .unwrap()
-        .value;
-    let best = all
-        .iter()
-        .filter(|e| {
-            e.record
-                .metrics
-                .get("val_loss")
-                .is_some_and(|v| !v.is_nan())
-        })
-        .min_by(|a, b| a.record.metrics["val_loss"].total_cmp(&b.record.metrics["val_loss"]))
-        .unwrap();
+    let best = smallest_val_loss(dir.path());
     let row = |key: &str| {
         table
             .lines()
