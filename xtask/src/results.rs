@@ -41,6 +41,8 @@ enum ResultsCommand {
         /// Only the last N.
         #[arg(short = 'n', value_parser = at_least_one)]
         n: Option<usize>,
+        #[command(flatten)]
+        columns: MetricColumns,
     },
     /// The best result by a metric, shown whole: metrics, artifacts, config.
     Best(RankArgs),
@@ -50,10 +52,21 @@ enum ResultsCommand {
         rank: RankArgs,
         #[arg(short = 'n', default_value_t = 10, value_parser = at_least_one)]
         n: usize,
+        #[command(flatten)]
+        columns: MetricColumns,
     },
     /// The config keys and metrics that differ between two results (their line numbers, as
     /// `list` shows them).
     Compare { a: u64, b: u64 },
+}
+
+/// Which metrics get a column: a run logging many metrics makes a table too wide to read.
+#[derive(Args)]
+struct MetricColumns {
+    /// Show only these metrics (comma-separated, e.g. `val_loss,validity`); all by default.
+    /// In the table and CSV; JSON always holds whole results.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    metrics: Vec<String>,
 }
 
 #[derive(Args)]
@@ -74,14 +87,14 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
     }
     let out = &mut std::io::stdout().lock();
     match &args.command {
-        ResultsCommand::List { n } => {
+        ResultsCommand::List { n, columns } => {
             let mut found = query.all()?;
             if let Some(n) = n {
                 let skip = found.value.len().saturating_sub(*n);
                 found.value.drain(..skip);
             }
             report(&found, None);
-            print_entries(out, &found.value, None, args.format)
+            print_entries(out, &found.value, None, &columns.metrics, args.format)
         }
         ResultsCommand::Best(rank) => {
             let found = query.best(&rank.metric, rank.mode.parse()?)?;
@@ -95,15 +108,21 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
                     bail!("no result to rank: `{}` is NaN in every one", rank.metric)
                 }
                 (Format::Table, None) => bail!("no result to rank: none matches"),
-                (f, _) => print_entries(out, &entries, Some(&rank.metric), f),
+                (f, _) => print_entries(out, &entries, Some(&rank.metric), &[], f),
             }
         }
-        ResultsCommand::Top { rank, n } => {
+        ResultsCommand::Top { rank, n, columns } => {
             let mode: Mode = rank.mode.parse()?;
             let found = query.top(&rank.metric, mode, *n)?;
             check_metric_exists(&query, &found, found.value.is_empty(), &rank.metric)?;
             report(&found, Some(&rank.metric));
-            print_entries(out, &found.value, Some(&rank.metric), args.format)
+            print_entries(
+                out,
+                &found.value,
+                Some(&rank.metric),
+                &columns.metrics,
+                args.format,
+            )
         }
         ResultsCommand::Compare { a, b } => compare_lines(out, &query, *a, *b, args.format),
     }
@@ -292,9 +311,23 @@ fn print_entries(
     out: &mut impl Write,
     entries: &[Entry],
     metric: Option<&str>,
+    only: &[String],
     format: Format,
 ) -> anyhow::Result<()> {
-    let metrics = metric_columns(entries, metric);
+    let mut metrics = metric_columns(entries, metric);
+    if !only.is_empty() && !entries.is_empty() {
+        if let Some(unknown) = only.iter().find(|m| !metrics.contains(m)) {
+            bail!(
+                "--metrics: no result here has a metric `{unknown}` (the metrics there: {})",
+                metrics.join(", ")
+            );
+        }
+        // The ranking metric stays first; the rest in the order asked for.
+        let ranked: Vec<String> = metric.map(str::to_owned).into_iter().collect();
+        metrics = ranked.into_iter().chain(only.iter().cloned()).collect();
+        let mut seen = std::collections::HashSet::new();
+        metrics.retain(|m| seen.insert(m.clone()));
+    }
     let metric_cell = |e: &Entry, m: &str, text: fn(f64) -> String| {
         e.record
             .metrics

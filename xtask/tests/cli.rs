@@ -456,6 +456,71 @@ fn results_list_table_and_compare() {
 }
 
 #[test]
+fn results_list_and_top_show_only_the_metrics_asked_for() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    let header = |out: &Output| text(&out.stdout).lines().next().unwrap_or("").to_owned();
+    let out = xtask(&["results", "--dir", d, "list", "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(header(&out).contains("metrics.val_loss,metrics.validity"));
+    let out = xtask(&[
+        "results",
+        "--dir",
+        d,
+        "list",
+        "--metrics",
+        "validity",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        header(&out).contains("metrics.validity"),
+        "{}",
+        header(&out)
+    );
+    assert!(
+        !header(&out).contains("metrics.val_loss"),
+        "{}",
+        header(&out)
+    );
+    // The table too; the ranking metric of `top` always stays, first.
+    let out = xtask(&["results", "--dir", d, "list", "--metrics", "validity"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(
+        table.contains("validity") && !table.contains("val_loss"),
+        "{table}"
+    );
+    let out = xtask(&[
+        "results",
+        "--dir",
+        d,
+        "top",
+        "--metric",
+        "val_loss",
+        "--metrics",
+        "validity,val_loss",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let h = header(&out);
+    assert!(
+        h.starts_with("line,timestamp,experiment_name,metrics.val_loss,metrics.validity,config."),
+        "{h}"
+    );
+    // A misspelt metric is refused, with the names there are.
+    let out = xtask(&["results", "--dir", d, "list", "--metrics", "valdity"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no result here has a metric `valdity`") && err.contains("val_loss, validity"),
+        "{err}"
+    );
+}
+
+#[test]
 fn results_best_table_shows_the_whole_result() {
     let dir = seed_log_dir();
     let d = dir.path().to_str().unwrap();
