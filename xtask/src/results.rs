@@ -323,8 +323,11 @@ fn print_entries(
             );
         }
         // The ranking metric stays first; the rest in the order asked for.
-        let ranked: Vec<String> = metric.map(str::to_owned).into_iter().collect();
-        metrics = ranked.into_iter().chain(only.iter().cloned()).collect();
+        metrics = metric
+            .map(str::to_owned)
+            .into_iter()
+            .chain(only.iter().cloned())
+            .collect();
         let mut seen = std::collections::HashSet::new();
         metrics.retain(|m| seen.insert(m.clone()));
     }

@@ -474,16 +474,9 @@ fn results_list_and_top_show_only_the_metrics_asked_for() {
         "csv",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        header(&out).contains("metrics.validity"),
-        "{}",
-        header(&out)
-    );
-    assert!(
-        !header(&out).contains("metrics.val_loss"),
-        "{}",
-        header(&out)
-    );
+    let h = header(&out);
+    assert!(h.contains("metrics.validity"), "{h}");
+    assert!(!h.contains("metrics.val_loss"), "{h}");
     // The table too; the ranking metric of `top` always stays, first.
     let out = xtask(&["results", "--dir", d, "list", "--metrics", "validity"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
