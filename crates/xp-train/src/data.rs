@@ -78,8 +78,9 @@ pub struct SmilesFile {
 
 /// Reads `column` of the CSV at `path` (gzip-compressed when the name ends in `.gz`). A column
 /// whose name differs only in case is accepted (the MOSES files say `SMILES`, ours `smiles`).
-/// Returns the column's actual name and its `(line, value)` rows.
-pub fn read_column(path: &Path, column: &str) -> Result<(String, Vec<(u64, String)>), TrainError> {
+/// Returns the column's actual name and its `(line, value)` rows; a value that is not UTF-8 text
+/// is an `Err` saying so (the row is skipped as invalid; other columns may hold any bytes).
+pub fn read_column(path: &Path, column: &str) -> Result<(String, Vec<Row>), TrainError> {
     let file_error = |problem: String| TrainError::Data {
         path: path.to_path_buf(),
         problem,
@@ -117,13 +118,24 @@ pub fn read_column(path: &Path, column: &str) -> Result<(String, Vec<(u64, Strin
             ))
         })?;
     let mut rows = Vec::new();
-    for record in reader.records() {
+    for record in reader.byte_records() {
         let record = record.map_err(|e| file_error(format!("bad CSV: {e}")))?;
         let line = record.position().map_or(0, |p| p.line());
-        rows.push((line, record.get(index).unwrap_or("").trim().to_owned()));
+        let value = std::str::from_utf8(record.get(index).unwrap_or_default())
+            .map(|text| text.trim().to_owned())
+            .map_err(|e| {
+                format!(
+                    "not UTF-8 text (a bad byte at position {} of the SMILES)",
+                    e.valid_up_to() + 1
+                )
+            });
+        rows.push((line, value));
     }
     Ok((headers[index].to_owned(), rows))
 }
+
+/// One data row: its 1-based line number and its SMILES, or why that field is unreadable.
+type Row = (u64, Result<String, String>);
 
 /// Reads, checks and filters one file, on `workers` threads (0: the calling thread).
 pub fn load_smiles(
@@ -133,7 +145,7 @@ pub fn load_smiles(
     workers: usize,
 ) -> Result<SmilesFile, TrainError> {
     let (headers_column, rows) = read_column(path, column)?;
-    let check = |(line, smiles): &(u64, String)| -> Result<(), (bool, Skipped)> {
+    let check = |(line, smiles): &Row| -> Result<(), (bool, Skipped)> {
         let skip = |too_long, reason: String| {
             Err((
                 too_long,
@@ -142,6 +154,10 @@ pub fn load_smiles(
                     reason,
                 },
             ))
+        };
+        let smiles = match smiles {
+            Ok(smiles) => smiles,
+            Err(why) => return skip(false, why.clone()),
         };
         if smiles.is_empty() {
             return skip(false, "empty".to_owned());
@@ -178,7 +194,8 @@ pub fn load_smiles(
     let mut smiles = Vec::with_capacity(rows.len());
     for ((_, text), verdict) in rows.into_iter().zip(verdicts) {
         match verdict {
-            Ok(()) => smiles.push(text),
+            // A kept row's text is always readable.
+            Ok(()) => smiles.extend(text.ok()),
             Err((too_long, skipped)) => {
                 if too_long {
                     report.too_long += 1;

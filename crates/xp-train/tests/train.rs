@@ -231,29 +231,30 @@ fn bad_data_is_reported_with_file_and_lines() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = tiny_config(dir.path(), "autoregressive", &["training.epochs=1"]);
 
-    // Invalid and too-long rows are skipped and counted, with line numbers; the column
-    // name matches whatever its case.
+    // Invalid, too-long and unreadable (not UTF-8) rows are skipped and counted, with line
+    // numbers; bytes that are not UTF-8 in another column do no harm; the column name matches
+    // whatever its case.
     let messy = dir.path().join("messy.csv");
     let long = "C".repeat(80);
-    std::fs::write(
-        &messy,
-        format!("id,SMILES\n1,CCO\n2,C1CC\n3,{long}\n4,c1ccccc1\n5,\n6,CC(=O)O\n"),
-    )
-    .unwrap();
+    let mut text =
+        format!("id,SMILES\n1,CCO\n2,C1CC\n3,{long}\n4,c1ccccc1\n5,\n6,CC(=O)O\n").into_bytes();
+    text.extend_from_slice(b"7,CC\xffO\ncaf\xe9,CCN\n");
+    std::fs::write(&messy, text).unwrap();
     let loaded = xp_train::load_smiles(&messy, "smiles", 60, 0).unwrap();
-    assert_eq!(loaded.smiles, ["CCO", "c1ccccc1", "CC(=O)O"]);
+    assert_eq!(loaded.smiles, ["CCO", "c1ccccc1", "CC(=O)O", "CCN"]);
     let report = &loaded.report;
     assert_eq!(
         (report.rows, report.kept, report.invalid, report.too_long),
-        (6, 3, 2, 1)
+        (8, 4, 3, 1)
     );
     assert_eq!(report.column, "SMILES");
     let lines: Vec<u64> = report.first_skipped.iter().map(|s| s.line).collect();
-    assert_eq!(lines, [3, 4, 6]);
+    assert_eq!(lines, [3, 4, 6, 8]);
+    let summary = report.summary();
+    assert!(summary.contains("line 4: 81 tokens"), "{summary}");
     assert!(
-        report.summary().contains("line 4: 81 tokens"),
-        "{}",
-        report.summary()
+        summary.contains("line 8: not UTF-8 text (a bad byte at position 3 of the SMILES)"),
+        "{summary}"
     );
 
     let cases: [(&str, &str); 3] = [
