@@ -27,11 +27,12 @@ pub fn create_config(
 ) -> Result<ExperimentConfig, ConfigError> {
     let (name, text, base_dir, file) = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+            let bytes = std::fs::read(path).map_err(|error| ConfigError::Io {
                 action: "read config",
                 path: path.to_path_buf(),
                 error,
             })?;
+            let text = utf8_text(bytes, path)?;
             let base = normalize(path.parent().unwrap_or(Path::new(".")));
             (
                 path.display().to_string(),
@@ -56,6 +57,22 @@ pub fn create_config(
         &BTreeMap::new(),
         true,
     )
+}
+
+/// The file's bytes as text, or where the first byte that is not UTF-8 is (TOML is UTF-8 only; a
+/// file saved as Latin-1 fails here, typically in a comment).
+fn utf8_text(bytes: Vec<u8>, path: &Path) -> Result<String, ConfigError> {
+    String::from_utf8(bytes).map_err(|error| {
+        let good = error.utf8_error().valid_up_to();
+        let prefix = String::from_utf8_lossy(&error.as_bytes()[..good]);
+        let (line, column) = line_column(&prefix, good);
+        ConfigError::Syntax {
+            origin: path.display().to_string(),
+            line,
+            column,
+            message: "not UTF-8 text (TOML files must be UTF-8: save it as UTF-8)".to_owned(),
+        }
+    })
 }
 
 /// Parses TOML text as a config; relative paths in it are resolved against `base_dir`.

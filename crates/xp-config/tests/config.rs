@@ -301,6 +301,24 @@ fn unreadable_file_is_an_io_error_naming_it() {
 }
 
 #[test]
+fn a_file_that_is_not_utf8_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.toml");
+    // A comment saved as Latin-1: `é` is the single byte 0xE9.
+    std::fs::write(&path, b"name = \"x\"\n# r\xe9sum\xe9\n").unwrap();
+    let err = ExperimentConfig::load(&path).unwrap_err();
+    match &err {
+        ConfigError::Syntax { line, column, .. } => assert_eq!((*line, *column), (2, 4)),
+        other => panic!("expected a position, got {other}"),
+    }
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("{}:2:4: ", path.display())) && shown.contains("UTF-8"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn syntax_errors_give_line_and_column() {
     let err = xp_config::from_toml_str("name = \"x\"\n\n[model\n", "inline.toml", Path::new("."))
         .unwrap_err();
