@@ -55,31 +55,44 @@ pub enum Format {
 
 /// SMILES of a file (gzip-compressed when its name ends in `.gz`, as MOSES ships its splits): one
 /// per line, a `smiles` header line skipped, or a CSV whose header has a `smiles` column (any
-/// case). A SMILES never holds a comma, so a first line with one is a CSV header.
+/// case). A SMILES never holds a comma, so a first line with one is a CSV header. A SMILES that is
+/// not UTF-8 text is kept as an invalid one (its bad bytes replaced), with a warning naming its
+/// line, so validity still counts it.
 fn read_smiles(path: &Path) -> anyhow::Result<Vec<String>> {
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let read = if path.extension().is_some_and(|e| e == "gz") {
-        GzDecoder::new(file).read_to_string(&mut text)
+        GzDecoder::new(file).read_to_end(&mut bytes)
     } else {
-        BufReader::new(file).read_to_string(&mut text)
+        BufReader::new(file).read_to_end(&mut bytes)
     };
     read.with_context(|| {
         format!(
-            "reading {} as text (a gzip-compressed file needs a name ending in .gz)",
+            "reading {} (a gzip-compressed file needs a name ending in .gz)",
             path.display()
         )
     })?;
-    let first = text.lines().next().unwrap_or_default().trim();
+    // (1-based line, field) of every SMILES.
+    let mut fields: Vec<(u64, &[u8])> = Vec::new();
+    let first = String::from_utf8_lossy(bytes.split(|&b| b == b'\n').next().unwrap_or_default());
     if !first.contains(',') {
-        let mut lines: Vec<String> = text.lines().map(|l| l.trim().to_owned()).collect();
-        if first.eq_ignore_ascii_case("smiles") {
-            lines.remove(0);
+        let skip_header = first.trim().eq_ignore_ascii_case("smiles");
+        // An empty file has no line; a final newline ends the last line.
+        if !bytes.is_empty() {
+            let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+            fields.extend(
+                (1..)
+                    .zip(body.split(|&b| b == b'\n'))
+                    .skip(usize::from(skip_header)),
+            );
         }
-        return Ok(lines);
+        return Ok(texts(path, &fields));
     }
-    let mut csv = csv::Reader::from_reader(text.as_bytes());
-    let header = csv.headers()?.clone();
+    let mut csv = csv::Reader::from_reader(bytes.as_slice());
+    let header = csv
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .clone();
     let Some(column) = header
         .iter()
         .position(|h| h.trim().eq_ignore_ascii_case("smiles"))
@@ -90,12 +103,59 @@ fn read_smiles(path: &Path) -> anyhow::Result<Vec<String>> {
             header.iter().collect::<Vec<_>>().join(", ")
         );
     };
-    csv.records()
-        .map(|row| {
-            let row = row.with_context(|| format!("reading {}", path.display()))?;
-            Ok(row.get(column).unwrap_or_default().trim().to_owned())
+    let rows: Vec<csv::ByteRecord> = csv
+        .byte_records()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    fields.extend(rows.iter().map(|row| {
+        (
+            row.position().map_or(0, |p| p.line()),
+            row.get(column).unwrap_or_default(),
+        )
+    }));
+    Ok(texts(path, &fields))
+}
+
+/// The trimmed text of each field, a field that is not UTF-8 decoded lossily (so it is an invalid
+/// SMILES) and reported on standard error.
+fn texts(path: &Path, fields: &[(u64, &[u8])]) -> Vec<String> {
+    let mut unreadable = Vec::new();
+    let texts = fields
+        .iter()
+        .map(|&(line, field)| match line_text(field) {
+            Ok(text) => text.to_owned(),
+            Err(_) => {
+                unreadable.push(line);
+                String::from_utf8_lossy(field).trim().to_owned()
+            }
         })
-        .collect()
+        .collect();
+    if let Some(first) = unreadable.first() {
+        eprintln!(
+            "warning: {}: {} SMILES not UTF-8 text (the first on line {first}), counted as invalid",
+            path.display(),
+            unreadable.len()
+        );
+    }
+    texts
+}
+
+/// One input line as trimmed text, or why it is not text.
+fn line_text(line: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(line).map(str::trim).map_err(|e| {
+        format!(
+            "not UTF-8 text (a bad byte at column {})",
+            e.valid_up_to() + 1
+        )
+    })
+}
+
+/// Standard input's lines, each as text or why it is not.
+fn stdin_lines() -> impl Iterator<Item = std::io::Result<Result<String, String>>> {
+    std::io::stdin()
+        .lock()
+        .split(b'\n')
+        .map(|line| line.map(|bytes| line_text(&bytes).map(str::to_owned)))
 }
 
 pub fn run(command: ChemCommand) -> anyhow::Result<()> {
@@ -105,23 +165,32 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             legends,
             per_row,
         } => {
-            let lines: Vec<String> = std::io::stdin()
-                .lock()
-                .lines()
-                .collect::<Result<_, _>>()
-                .context("reading standard input")?;
-            let smiles: Vec<&str> = lines
-                .iter()
-                .map(|l| l.trim())
-                .filter(|l| !l.is_empty())
-                .collect();
+            // (1-based input line, SMILES) of the non-empty lines; a line that is not text is
+            // drawn as an invalid SMILES, so it is skipped and said to be.
+            let mut lines: Vec<(usize, String)> = Vec::new();
+            let mut not_text = std::collections::BTreeMap::new();
+            for (i, line) in stdin_lines().enumerate() {
+                match line.context("reading standard input")? {
+                    Ok(text) if text.is_empty() => {}
+                    Ok(text) => lines.push((i + 1, text)),
+                    Err(why) => {
+                        not_text.insert(i + 1, why);
+                        lines.push((i + 1, "\u{fffd}".to_owned()));
+                    }
+                }
+            }
+            let smiles: Vec<&str> = lines.iter().map(|(_, s)| s.as_str()).collect();
             let options = xp_chem::GridOptions {
                 mols_per_row: per_row,
                 ..xp_chem::GridOptions::default()
             };
             let grid = xp_chem::grid_image(&smiles, legends.then_some(&smiles[..]), &options)?;
             for (i, why) in &grid.skipped {
-                eprintln!("skipped line {}: {why}", i + 1);
+                let line = lines[*i].0;
+                match not_text.get(&line) {
+                    Some(not_text) => eprintln!("skipped line {line}: {not_text}"),
+                    None => eprintln!("skipped line {line}: {why}"),
+                }
             }
             std::fs::write(&out, grid.to_png()?)
                 .with_context(|| format!("writing {}", out.display()))?;
@@ -135,11 +204,12 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ChemCommand::Canon { why } => {
-            let stdin = std::io::stdin().lock();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for (i, line) in stdin.lines().enumerate() {
-                let line = line?;
-                match xp_chem::canonical_smiles(line.trim()) {
+            for (i, line) in stdin_lines().enumerate() {
+                let canonical = line
+                    .context("reading standard input")?
+                    .and_then(|text| xp_chem::canonical_smiles(&text).map_err(|e| e.to_string()));
+                match canonical {
                     Ok(c) => writeln!(out, "{c}")?,
                     Err(e) => {
                         writeln!(out)?;

@@ -305,15 +305,18 @@ fn train_errors_are_clear() {
 fn chem_draw_writes_a_png_of_the_valid_molecules() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("grid.png");
+    // Skipped lines are named by their line in the input (blank lines count), a line that is
+    // not UTF-8 text as such.
     let out = xtask_with_input(
         &["chem", "draw", "--legends", "--out", png.to_str().unwrap()],
-        b"CCO\nnope\nc1ccccc1\n\nCC(=O)O\n",
+        b"CCO\n\nnope\nC\xffC\nc1ccccc1\n\nCC(=O)O\n",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("skipped line 2"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("skipped line 3: invalid SMILES")
+            && stderr.contains("skipped line 4: not UTF-8 text (a bad byte at column 2)"),
+        "{stderr}"
     );
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
@@ -620,21 +623,26 @@ fn results_errors_are_clear() {
 
 #[test]
 fn chem_canon_writes_one_line_per_input_and_says_why() {
-    let out = xtask_with_input(&["chem", "canon", "--why"], b"OCC\nC1CC\nC1=CC=CC=C1\n");
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(text(&out.stdout), "CCO\n\nc1ccccc1\n");
-    assert!(
-        text(&out.stderr).starts_with("line 2: invalid SMILES"),
-        "{}",
-        text(&out.stderr)
+    // A line that is not UTF-8 text is one invalid line; the lines after it go on.
+    let out = xtask_with_input(
+        &["chem", "canon", "--why"],
+        b"OCC\nC1CC\n\xe9C\r\nC1=CC=CC=C1\r\n",
     );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "CCO\n\n\nc1ccccc1\n");
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].starts_with("line 2: invalid SMILES"), "{stderr}");
+    assert_eq!(lines[1], "line 3: not UTF-8 text (a bad byte at column 1)");
 }
 
 #[test]
 fn chem_metrics_reads_csv_and_prints_json() {
     let dir = tempfile::tempdir().unwrap();
+    // A SMILES that is not UTF-8 text counts as invalid, with a warning naming its line.
     let generated = dir.path().join("gen.csv");
-    std::fs::write(&generated, "SMILES\nCCO\nOCC\nc1ccccc1\nC1CC\n").unwrap();
+    std::fs::write(&generated, b"SMILES\nCCO\nOCC\nc1ccccc1\nC\xffC\n").unwrap();
     let train = dir.path().join("train.txt");
     std::fs::write(&train, "CCO\n").unwrap();
     let out = xtask(&[
@@ -648,6 +656,11 @@ fn chem_metrics_reads_csv_and_prints_json() {
         "json",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 SMILES not UTF-8 text (the first on line 5)"),
+        "{}",
+        text(&out.stderr)
+    );
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(m["count"], 4);
     assert_eq!(m["validity"], 0.75);
@@ -706,15 +719,17 @@ fn chem_metrics_reads_csv_columns_and_gzip_and_refuses_empty_sets() {
         all.extend_from_slice(args);
         xtask(&all)
     };
-    // The SMILES column among others, in any case; a comma inside a quoted field is fine.
+    // The SMILES column among others, in any case; a comma inside a quoted field is fine, and so
+    // are bytes that are not UTF-8 in another column.
     let csv = dir.path().join("scored.csv");
     std::fs::write(
         &csv,
-        "id,SMILES,note\n1,CCO,\"good, short\"\n2,C1CC,bad\n3,c1ccccc1,ok\n",
+        b"id,SMILES,note\n1,CCO,\"good, short\"\n2,C1CC,bad\n3,c1ccccc1,caf\xe9\n",
     )
     .unwrap();
     let out = metrics(&["--generated", csv.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (m["count"].as_u64(), m["validity"].as_f64()),
