@@ -179,18 +179,40 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+            if per_row == 0 {
+                bail!("--per-row must be at least 1");
+            }
+            if lines.is_empty() {
+                bail!("no SMILES on standard input (give one per line)");
+            }
             let smiles: Vec<&str> = lines.iter().map(|(_, s)| s.as_str()).collect();
             let options = xp_chem::GridOptions {
                 mols_per_row: per_row,
                 ..xp_chem::GridOptions::default()
             };
-            let grid = xp_chem::grid_image(&smiles, legends.then_some(&smiles[..]), &options)?;
-            for (i, why) in &grid.skipped {
-                let line = lines[*i].0;
+            let say_skipped = |i: usize, why: &dyn std::fmt::Display| {
+                let line = lines[i].0;
                 match not_text.get(&line) {
                     Some(not_text) => eprintln!("skipped line {line}: {not_text}"),
                     None => eprintln!("skipped line {line}: {why}"),
                 }
+            };
+            let grid = match xp_chem::grid_image(&smiles, legends.then_some(&smiles[..]), &options)
+            {
+                Ok(grid) => grid,
+                Err(nothing @ xp_chem::ChemError::NothingToDraw(_)) => {
+                    // Say why each one failed, as a drawn grid does for those it skips.
+                    for (i, text) in smiles.iter().take(options.max_mols).enumerate() {
+                        if let Err(why) = xp_chem::Molecule::parse(text) {
+                            say_skipped(i, &why);
+                        }
+                    }
+                    return Err(nothing.into());
+                }
+                Err(other) => return Err(other.into()),
+            };
+            for (i, why) in &grid.skipped {
+                say_skipped(*i, why);
             }
             std::fs::write(&out, grid.to_png()?)
                 .with_context(|| format!("writing {}", out.display()))?;

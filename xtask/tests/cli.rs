@@ -323,6 +323,26 @@ fn chem_draw_writes_a_png_of_the_valid_molecules() {
     let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert_eq!((width, height), (600, 200), "three molecules in one row");
+
+    // Nothing drawable: an error, after saying why each SMILES failed; no file is written.
+    let none = dir.path().join("none.png");
+    let draw = |input: &[u8], extra: &[&str]| {
+        let mut args = vec!["chem", "draw", "--out", none.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = xtask_with_input(&args, input);
+        assert_eq!(out.status.code(), Some(1));
+        text(&out.stderr)
+    };
+    let stderr = draw(b"xx\n\nC1C\n", &[]);
+    assert!(
+        stderr.contains("skipped line 1: invalid SMILES")
+            && stderr.contains("skipped line 3: invalid SMILES")
+            && stderr.contains("nothing to draw"),
+        "{stderr}"
+    );
+    assert!(draw(b"\n", &[]).contains("no SMILES on standard input"));
+    assert!(draw(b"CCO\n", &["--per-row", "0"]).contains("--per-row must be at least 1"));
+    assert!(!none.exists());
 }
 
 fn seed_log_dir() -> tempfile::TempDir {
