@@ -19,9 +19,9 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// The CPU backend: Flex. NdArray is about 10% faster on our LSTM steps at the default sizes
-    /// (`cargo xtask bench train` measures both), but its runs are not bit-reproducible: with it
-    /// the exact-resume tests (4 epochs == 2 + 2) fail. Reproducibility wins.
+    /// The CPU backend: Flex. NdArray's runs are not bit-reproducible (with it the exact-resume
+    /// tests, 4 epochs == 2 + 2, fail), and with the release profile Flex is also the faster one
+    /// on our models (`cargo xtask bench train` measures both).
     pub const CPU: Engine = Engine::Flex;
 }
 
