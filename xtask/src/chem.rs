@@ -165,6 +165,9 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             legends,
             per_row,
         } => {
+            if per_row == 0 {
+                bail!("--per-row must be at least 1");
+            }
             // (1-based input line, SMILES) of the non-empty lines; a line that is not text is
             // drawn as an invalid SMILES, so it is skipped and said to be.
             let mut lines: Vec<(usize, String)> = Vec::new();
@@ -178,9 +181,6 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
                         lines.push((i + 1, "\u{fffd}".to_owned()));
                     }
                 }
-            }
-            if per_row == 0 {
-                bail!("--per-row must be at least 1");
             }
             if lines.is_empty() {
                 bail!("no SMILES on standard input (give one per line)");
@@ -200,16 +200,14 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             let grid = match xp_chem::grid_image(&smiles, legends.then_some(&smiles[..]), &options)
             {
                 Ok(grid) => grid,
-                Err(nothing @ xp_chem::ChemError::NothingToDraw(_)) => {
-                    // Say why each one failed, as a drawn grid does for those it skips.
-                    for (i, text) in smiles.iter().take(options.max_mols).enumerate() {
-                        if let Err(why) = xp_chem::Molecule::parse(text) {
-                            say_skipped(i, &why);
+                Err(err) => {
+                    if let xp_chem::ChemError::NothingToDraw { skipped } = &err {
+                        for (i, why) in skipped {
+                            say_skipped(*i, why);
                         }
                     }
-                    return Err(nothing.into());
+                    return Err(err.into());
                 }
-                Err(other) => return Err(other.into()),
             };
             for (i, why) in &grid.skipped {
                 say_skipped(*i, why);

@@ -98,7 +98,7 @@ pub fn grid_image(
         }
     }
     if cells.is_empty() {
-        return Err(ChemError::NothingToDraw(smiles.len().min(options.max_mols)));
+        return Err(ChemError::NothingToDraw { skipped });
     }
     let cols = options.mols_per_row.min(cells.len());
     let rows = cells.len().div_ceil(cols);

@@ -22,8 +22,9 @@ pub enum ChemError {
     Invalid(String),
     #[error("the chemistry engine failed on this SMILES ({0}); counted as invalid")]
     EnginePanic(String),
-    #[error("none of the first {0} SMILES is a valid molecule; nothing to draw")]
-    NothingToDraw(usize),
+    /// Each SMILES tried, by its index in the input, with why it could not be drawn.
+    #[error("none of the first {} SMILES is a valid molecule; nothing to draw", skipped.len())]
+    NothingToDraw { skipped: Vec<(usize, ChemError)> },
     #[error("cannot draw: {0}")]
     Draw(String),
 }

@@ -109,7 +109,22 @@ fn png_bytes_decode_to_the_same_pixels() {
 #[test]
 fn nothing_valid_and_bad_layouts_are_errors() {
     let err = grid_image(&["xyz", "C1CC"], None, &GridOptions::default()).unwrap_err();
-    assert_eq!(err, ChemError::NothingToDraw(2));
+    match &err {
+        ChemError::NothingToDraw { skipped } => {
+            let indices: Vec<usize> = skipped.iter().map(|(i, _)| *i).collect();
+            assert_eq!(indices, [0, 1]);
+            assert!(
+                skipped
+                    .iter()
+                    .all(|(_, e)| matches!(e, ChemError::Invalid(_)))
+            );
+        }
+        other => panic!("expected nothing to draw, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("none of the first 2 SMILES"),
+        "{err}"
+    );
     assert!(err.to_string().contains("nothing to draw"));
     let bad = GridOptions {
         mols_per_row: 0,
