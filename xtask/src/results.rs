@@ -93,13 +93,13 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
                 let skip = found.value.len().saturating_sub(*n);
                 found.value.drain(..skip);
             }
-            report(&found, None);
+            report(&query, &found, None);
             print_entries(out, &found.value, None, &columns.metrics, args.format)
         }
         ResultsCommand::Best(rank) => {
             let found = query.best(&rank.metric, rank.mode.parse()?)?;
             check_metric_exists(&query, &found, found.value.is_none(), &rank.metric)?;
-            report(&found, Some(&rank.metric));
+            report(&query, &found, Some(&rank.metric));
             let entries: Vec<Entry> = found.value.into_iter().collect();
             match (args.format, entries.first()) {
                 (Format::Json, best) => writeln_json(out, &best.map_or(Value::Null, entry_json)),
@@ -115,7 +115,7 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
             let mode: Mode = rank.mode.parse()?;
             let found = query.top(&rank.metric, mode, *n)?;
             check_metric_exists(&query, &found, found.value.is_empty(), &rank.metric)?;
-            report(&found, Some(&rank.metric));
+            report(&query, &found, Some(&rank.metric));
             print_entries(
                 out,
                 &found.value,
@@ -136,10 +136,10 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Tells, on stderr, what was skipped to give the answer.
-fn report<T>(found: &Found<T>, metric: Option<&str>) {
+/// Tells, on stderr, what was skipped to give the answer, naming the file.
+fn report<T>(query: &Query, found: &Found<T>, metric: Option<&str>) {
     for s in &found.skipped {
-        eprintln!("warning: {s}");
+        eprintln!("warning: {}: {s}", query.path().display());
     }
     if let Some(metric) = metric {
         if found.without_metric > 0 {
@@ -168,7 +168,7 @@ fn check_metric_exists<T>(
     if !nothing_ranked || found.without_metric == 0 || found.nan_metric > 0 {
         return Ok(());
     }
-    report(found, None);
+    report(query, found, None);
     let all = query.all()?;
     let names = metric_columns(&all.value, None);
     // `val_loss` for `best_val_loss` is as likely as a misspelling.
@@ -437,7 +437,7 @@ fn compare_lines(
     format: Format,
 ) -> anyhow::Result<()> {
     let found = query.all()?;
-    report(&found, None);
+    report(query, &found, None);
     let pick = |line: u64| {
         found
             .value

@@ -1,5 +1,6 @@
 //! The commands as a user runs them.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,7 +21,6 @@ fn xtask(args: &[&str]) -> Output {
 
 /// Runs xtask with `input` on its standard input.
 fn xtask_with_input(args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .current_dir(root())
@@ -393,6 +393,39 @@ fn results_best_as_json_skips_nan_and_missing_and_says_so() {
     );
     assert_eq!(best["line"], expected.line);
     assert!(text(&out.stderr).contains("1 result(s) with `val_loss` = NaN were not ranked"));
+}
+
+#[test]
+fn results_warnings_name_the_file_and_the_line() {
+    let dir = seed_log_dir();
+    let log = dir.path().join("results.jsonl");
+    let complete = std::fs::read_to_string(&log).unwrap().lines().count();
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    // A corrupt line in the middle, a good record after it, then a torn last line.
+    let good = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    write!(file, "{{not json\n{good}\n{{\"timestamp\": \"2026").unwrap();
+    drop(file);
+    let out = xtask(&["results", "--dir", dir.path().to_str().unwrap(), "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let prefix = format!("warning: {}: line ", log.display());
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].starts_with(&format!("{prefix}{} ", complete + 1))
+            && warnings[0].contains("not a valid result"),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].starts_with(&format!("{prefix}{} ", complete + 3))
+            && warnings[1].contains("torn last line"),
+        "{stderr}"
+    );
 }
 
 #[test]

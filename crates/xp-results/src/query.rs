@@ -180,6 +180,11 @@ impl Query {
         }
     }
 
+    /// The log file this query reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Only results whose experiment name matches the glob (`moses_*`, `run-?`).
     pub fn experiment(mut self, pattern: &str) -> Result<Self, ResultsError> {
         let p = glob::Pattern::new(pattern).map_err(|e| ResultsError::Pattern {
