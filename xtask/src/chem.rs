@@ -168,34 +168,29 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             if per_row == 0 {
                 bail!("--per-row must be at least 1");
             }
-            // (1-based input line, SMILES) of the non-empty lines; a line that is not text is
-            // drawn as an invalid SMILES, so it is skipped and said to be.
-            let mut lines: Vec<(usize, String)> = Vec::new();
-            let mut not_text = std::collections::BTreeMap::new();
+            // (1-based input line, SMILES or why it is not text) of the non-empty lines.
+            let mut lines: Vec<(usize, Result<String, String>)> = Vec::new();
             for (i, line) in stdin_lines().enumerate() {
                 match line.context("reading standard input")? {
                     Ok(text) if text.is_empty() => {}
-                    Ok(text) => lines.push((i + 1, text)),
-                    Err(why) => {
-                        not_text.insert(i + 1, why);
-                        lines.push((i + 1, "\u{fffd}".to_owned()));
-                    }
+                    text => lines.push((i + 1, text)),
                 }
             }
             if lines.is_empty() {
                 bail!("no SMILES on standard input (give one per line)");
             }
-            let smiles: Vec<&str> = lines.iter().map(|(_, s)| s.as_str()).collect();
+            // A line that is not text is drawn as an invalid SMILES, so it is skipped and said to be.
+            let smiles: Vec<&str> = lines
+                .iter()
+                .map(|(_, text)| text.as_deref().unwrap_or("\u{fffd}"))
+                .collect();
             let options = xp_chem::GridOptions {
                 mols_per_row: per_row,
                 ..xp_chem::GridOptions::default()
             };
-            let say_skipped = |i: usize, why: &dyn std::fmt::Display| {
-                let line = lines[i].0;
-                match not_text.get(&line) {
-                    Some(not_text) => eprintln!("skipped line {line}: {not_text}"),
-                    None => eprintln!("skipped line {line}: {why}"),
-                }
+            let say_skipped = |i: usize, why: &dyn std::fmt::Display| match &lines[i] {
+                (line, Err(not_text)) => eprintln!("skipped line {line}: {not_text}"),
+                (line, Ok(_)) => eprintln!("skipped line {line}: {why}"),
             };
             let grid = match xp_chem::grid_image(&smiles, legends.then_some(&smiles[..]), &options)
             {

@@ -399,15 +399,11 @@ fn results_best_as_json_skips_nan_and_missing_and_says_so() {
 fn results_warnings_name_the_file_and_the_line() {
     let dir = seed_log_dir();
     let log = dir.path().join("results.jsonl");
-    let complete = std::fs::read_to_string(&log).unwrap().lines().count();
+    let original = std::fs::read_to_string(&log).unwrap();
+    let complete = original.lines().count();
+    let good = original.lines().next().unwrap();
     let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     // A corrupt line in the middle, a good record after it, then a torn last line.
-    let good = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned();
     write!(file, "{{not json\n{good}\n{{\"timestamp\": \"2026").unwrap();
     drop(file);
     let out = xtask(&["results", "--dir", dir.path().to_str().unwrap(), "list"]);
