@@ -11,6 +11,7 @@ use toml_edit::{Item, TableLike};
 
 use crate::convert::describe;
 use crate::schema::{self, enum_values, is_required, properties, type_name, types};
+use crate::model::DATA_FILE_KEYS;
 use crate::{ExperimentConfig, Location, Violation};
 
 /// What is known about where the values of a document came from.
@@ -23,6 +24,8 @@ pub(crate) struct Origin<'a> {
     pub overrides: &'a BTreeMap<String, String>,
     /// Folder against which relative paths from the text are resolved.
     pub base_dir: &'a Path,
+    /// Whether the data files must exist (not for a config a run saved: see `from_saved_toml`).
+    pub data_files: bool,
 }
 
 impl Origin<'_> {
@@ -290,6 +293,9 @@ impl Checker<'_> {
         };
         for (path, error) in report.iter() {
             let path = path.to_string();
+            if !self.origin.data_files && DATA_FILE_KEYS.contains(&path.as_str()) {
+                continue;
+            }
             let node = schema::node(schema, &path);
             let actual = path.split('.').try_fold(value, |v, k| v.get(k));
             let message = range_message(node, actual).unwrap_or_else(|| error.message().to_owned());

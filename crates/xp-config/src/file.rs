@@ -55,7 +55,7 @@ pub fn create_config(
         file,
         overrides,
         &BTreeMap::new(),
-        true,
+        Checks::ALL_FROM_TEXT,
     )
 }
 
@@ -89,8 +89,51 @@ pub fn from_toml_str(
         None,
         &none,
         &BTreeMap::new(),
-        true,
+        Checks::ALL_FROM_TEXT,
     )
+}
+
+/// [`from_toml_str`] for a config a run saved (a checkpoint's): every rule is checked except
+/// that the data files exist, since they may have moved or be on another machine by now. Enough
+/// to rebuild the run's model and draw from it; training from such a config checks them again.
+pub fn from_saved_toml(
+    text: &str,
+    name: &str,
+    base_dir: &Path,
+) -> Result<ExperimentConfig, ConfigError> {
+    let none: [&str; 0] = [];
+    build(
+        name.to_owned(),
+        text.to_owned(),
+        normalize(base_dir),
+        None,
+        &none,
+        &BTreeMap::new(),
+        Checks {
+            from_user_text: true,
+            data_files: false,
+        },
+    )
+}
+
+/// Which checks [`build`] makes beyond the schema and the ranges.
+#[derive(Clone, Copy)]
+struct Checks {
+    /// The text is the user's, so problems point at its lines.
+    from_user_text: bool,
+    /// The data files must exist.
+    data_files: bool,
+}
+
+impl Checks {
+    const ALL_FROM_TEXT: Checks = Checks {
+        from_user_text: true,
+        data_files: true,
+    };
+    const ALL_FROM_VALUES: Checks = Checks {
+        from_user_text: false,
+        data_files: true,
+    };
 }
 
 fn build(
@@ -100,7 +143,7 @@ fn build(
     file: Option<PathBuf>,
     overrides: &[impl AsRef<str>],
     earlier_overrides: &BTreeMap<String, String>,
-    from_user_text: bool,
+    checks: Checks,
 ) -> Result<ExperimentConfig, ConfigError> {
     let spanned = toml_edit::Document::parse(text.clone()).map_err(|e| syntax(&name, &text, &e))?;
     let mut doc = spanned.clone().into_mut();
@@ -120,9 +163,10 @@ fn build(
     let origin = CheckOrigin {
         name,
         // Text we rendered ourselves has no lines worth pointing at.
-        spanned: from_user_text.then_some(&spanned),
+        spanned: checks.from_user_text.then_some(&spanned),
         overrides: &set_by,
         base_dir: &base_dir,
+        data_files: checks.data_files,
     };
     let result = check(doc.as_table(), &origin);
     let mut config = match result {
@@ -238,7 +282,7 @@ impl ExperimentConfig {
             None,
             overrides,
             &earlier,
-            false,
+            Checks::ALL_FROM_VALUES,
         )?;
         if let Some(origin) = origin {
             let set_by = updated.provenance.0.as_ref().map(|o| o.overrides.clone());
@@ -281,7 +325,7 @@ impl ExperimentConfig {
             None,
             &none,
             &BTreeMap::new(),
-            false,
+            Checks::ALL_FROM_VALUES,
         )
         .map(|_| ())
     }

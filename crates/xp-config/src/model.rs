@@ -206,6 +206,9 @@ pub struct DataConfig {
     pub num_workers: u32,
 }
 
+/// The keys checked by `existing_file`.
+pub(crate) const DATA_FILE_KEYS: [&str; 3] = ["data.train_path", "data.val_path", "data.test_path"];
+
 fn existing_file(path: &PathBuf, _: &()) -> garde::Result {
     if path.as_os_str().is_empty() {
         return Err(garde::Error::new("must name a file, got an empty path"));

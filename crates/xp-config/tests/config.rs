@@ -327,3 +327,31 @@ fn syntax_errors_give_line_and_column() {
         other => panic!("expected a syntax error, got {other}"),
     }
 }
+
+#[test]
+fn a_saved_config_whose_data_moved_still_loads_but_other_rules_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"old\"\n[model]\nmodel_type = \"vae\"\nhidden_dim = 64\n[data]\ntrain_path = \"gone/train.csv\"\nval_path = \"gone/val.csv\"\ntest_path = \"gone/test.csv\"\n";
+    // As a user's config, the missing files are errors, one per key.
+    let err = xp_config::from_toml_str(text, "saved.toml", dir.path()).unwrap_err();
+    let paths: Vec<&str> = match &err {
+        ConfigError::Invalid(v) => v.iter().map(|v| v.path.as_str()).collect(),
+        other => panic!("expected invalid, got {other}"),
+    };
+    assert_eq!(
+        paths,
+        ["data.train_path", "data.val_path", "data.test_path"]
+    );
+    // As a run's saved config, they are not: the model can be rebuilt from it.
+    let config = xp_config::from_saved_toml(text, "saved.toml", dir.path()).unwrap();
+    assert_eq!(config.model.hidden_dim, 64);
+    assert_eq!(config.data.train_path, dir.path().join("gone/train.csv"));
+    // Every other rule still holds.
+    let bad = text.replace("hidden_dim = 64", "hidden_dim = 0\nhiden = 1");
+    let err = xp_config::from_saved_toml(&bad, "saved.toml", dir.path()).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("saved.toml:4:"), "{message}");
+    assert!(message.contains("model.hidden_dim"), "{message}");
+    assert!(message.contains("hiden"), "{message}");
+    assert!(!message.contains("train_path"), "{message}");
+}
