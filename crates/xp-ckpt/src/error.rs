@@ -28,6 +28,11 @@ pub enum CkptError {
     },
     #[error("max_checkpoints must be at least 1")]
     NoRoom,
+    #[error(
+        "cannot save into {}: it was opened read-only; open it with CheckpointManager::open to save",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf },
 }
 
 /// `map_err(io("write", path))`: an I/O error with what was being done and to which file.

@@ -71,7 +71,8 @@ pub struct Saved {
     pub warnings: Vec<String>,
 }
 
-/// The checkpoints of one run folder. Holds an exclusive lock on the folder while open.
+/// The checkpoints of one run folder. Holds an exclusive lock on the folder while open, unless
+/// opened read-only.
 pub struct CheckpointManager {
     dir: PathBuf,
     max_checkpoints: usize,
@@ -81,7 +82,8 @@ pub struct CheckpointManager {
     entries: Vec<Entry>,
     max_seq: u64,
     warnings: Vec<String>,
-    _lock: File,
+    /// The folder's lock; `None` for a read-only view, which never writes.
+    lock: Option<File>,
 }
 
 impl CheckpointManager {
@@ -115,15 +117,56 @@ impl CheckpointManager {
             entries: Vec::new(),
             max_seq: 0,
             warnings: Vec::new(),
-            _lock: lock,
+            lock: Some(lock),
+        };
+        manager.recover()?;
+        Ok(manager)
+    }
+
+    /// A read-only view of the checkpoint folder `dir`: takes no lock and changes nothing, so it
+    /// works while a training process has the folder open (to sample from its best checkpoint
+    /// so far, say) and on folders you may not write. It lists what [`open`](Self::open) would,
+    /// without cleaning up: leftovers of an interrupted save and evicted checkpoints are skipped.
+    /// [`save`](Self::save) is refused. A checkpoint the writer evicts after this view was taken
+    /// fails to load with an error naming it; open the view again.
+    pub fn open_read_only(
+        dir: impl AsRef<Path>,
+        metric: &str,
+        mode: Mode,
+    ) -> Result<Self, CkptError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(CkptError::Io {
+                action: "read the checkpoint folder",
+                error: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    if dir.exists() {
+                        "not a folder"
+                    } else {
+                        "no such folder"
+                    },
+                ),
+                path: dir,
+            });
+        }
+        let mut manager = CheckpointManager {
+            dir,
+            max_checkpoints: usize::MAX,
+            metric: metric.to_owned(),
+            mode,
+            entries: Vec::new(),
+            max_seq: 0,
+            warnings: Vec::new(),
+            lock: None,
         };
         manager.recover()?;
         Ok(manager)
     }
 
     /// Reads the folder, reconciles it with the manifest, applies retention and rewrites the
-    /// manifest.
+    /// manifest; a read-only view only reads.
     fn recover(&mut self) -> Result<(), CkptError> {
+        let writable = self.lock.is_some();
         let manifest_path = self.dir.join(MANIFEST_FILE);
         let manifest: Option<Manifest> = match std::fs::read(&manifest_path) {
             Ok(text) => match serde_json::from_slice(&text) {
@@ -150,7 +193,11 @@ impl CheckpointManager {
             let name = item.file_name().to_string_lossy().into_owned();
             let path = item.path();
             if name.starts_with(TMP_PREFIX) {
-                // An interrupted save or manifest write: never listed, safe to drop.
+                // An interrupted save or manifest write (or, for a read-only view, one in
+                // progress): never listed, safe to drop.
+                if !writable {
+                    continue;
+                }
                 let removed = if path.is_dir() {
                     std::fs::remove_dir_all(&path)
                 } else {
@@ -175,6 +222,9 @@ impl CheckpointManager {
                 .is_some_and(|l| !l.contains(&name) && meta.seq <= manifest_max);
             if evicted {
                 // Retention had dropped it; the save that did so stopped before deleting it.
+                if !writable {
+                    continue;
+                }
                 discard(&self.dir, &name).map_err(io("remove the evicted checkpoint", &path))?;
                 continue;
             }
@@ -196,10 +246,13 @@ impl CheckpointManager {
                 metric,
             });
         }
-        sync_dir(&self.dir).map_err(io("flush", &self.dir))?;
         found.sort_by_key(|e| e.seq);
         self.entries = found;
         self.max_seq = max_seq;
+        if !writable {
+            return Ok(());
+        }
+        sync_dir(&self.dir).map_err(io("flush", &self.dir))?;
         let removed = self.retain()?;
         self.warnings.extend(removed.1);
         Ok(())
@@ -289,6 +342,11 @@ impl CheckpointManager {
     /// Saves a checkpoint atomically, then applies retention. On any error the folder keeps its
     /// previous checkpoints and manifest, all loadable.
     pub fn save(&mut self, ckpt: &Checkpoint) -> Result<Saved, CkptError> {
+        if self.lock.is_none() {
+            return Err(CkptError::ReadOnly {
+                path: self.dir.clone(),
+            });
+        }
         for name in ckpt.payloads.keys() {
             check_name(name)?;
         }

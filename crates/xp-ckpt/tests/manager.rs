@@ -340,3 +340,84 @@ fn nan_metrics_survive_the_round_trip() {
     assert_eq!(back.metrics["lr"], f64::INFINITY);
     assert_eq!(back.best_metric, Some(0.25));
 }
+
+/// Every name in `dir`, sorted, with each file's bytes: to check that nothing changed.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in walk(dir) {
+        let bytes = if entry.is_file() {
+            std::fs::read(&entry).unwrap()
+        } else {
+            Vec::new()
+        };
+        out.push((
+            entry.strip_prefix(dir).unwrap().display().to_string(),
+            bytes,
+        ));
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn a_read_only_view_works_beside_the_writer_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = CheckpointManager::open(dir.path(), 2, "val_loss", Mode::Min).unwrap();
+    for (e, v) in [(1, 0.3), (2, 0.1), (3, 0.2), (4, 0.9)] {
+        writer.save(&ckpt(e, v)).unwrap();
+    }
+    // What an interrupted save and an unfinished eviction leave, as the writer may at any time.
+    std::fs::create_dir(dir.path().join(".tmp-epoch0005-step0000500")).unwrap();
+    std::fs::write(dir.path().join(".tmp-manifest.json"), b"{").unwrap();
+    let evicted = dir.path().join("epoch0001-step0000100");
+    std::fs::create_dir(&evicted).unwrap();
+    for f in std::fs::read_dir(dir.path().join("epoch0002-step0000200")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), evicted.join(f.file_name())).unwrap();
+    }
+    let before = snapshot(dir.path());
+
+    // The writer holds the lock; the view needs none.
+    let mut view = CheckpointManager::open_read_only(dir.path(), "val_loss", Mode::Min).unwrap();
+    assert_eq!(epochs(&view), epochs(&writer));
+    assert_eq!(view.best().unwrap().epoch, 2);
+    assert_eq!(view.last().unwrap().epoch, 4);
+    assert_eq!(view.load_best().unwrap().unwrap().epoch, 2);
+    let err = view.save(&ckpt(6, 0.05)).unwrap_err();
+    assert!(matches!(err, CkptError::ReadOnly { .. }), "{err}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(snapshot(dir.path()), before, "a read-only view wrote");
+
+    // The writer goes on; a new view sees its save.
+    writer.save(&ckpt(5, 0.05)).unwrap();
+    let view = CheckpointManager::open_read_only(dir.path(), "val_loss", Mode::Min).unwrap();
+    assert_eq!(view.best().unwrap().epoch, 5);
+}
+
+#[test]
+fn a_read_only_view_of_a_missing_folder_is_an_error_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("runs/x/checkpoints");
+    let err = CheckpointManager::open_read_only(&missing, "val_loss", Mode::Min)
+        .err()
+        .unwrap();
+    let message = err.to_string();
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("no such folder"), "{message}");
+    assert!(!dir.path().join("runs").exists());
+}

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use toml_edit::{Item, TableLike};
 
 use crate::convert::describe;
-use crate::schema::{self, enum_values, is_required, properties, type_name, types};
 use crate::model::DATA_FILE_KEYS;
+use crate::schema::{self, enum_values, is_required, properties, type_name, types};
 use crate::{ExperimentConfig, Location, Violation};
 
 /// What is known about where the values of a document came from.

@@ -905,7 +905,8 @@ fn shape_settings(config: &ExperimentConfig) -> Vec<(&'static str, String)> {
 /// phrase per setting; empty when nothing does, or when the saved config no longer loads (loading
 /// the weights then says what does not fit). Its data may have moved: that is not checked.
 fn changed_shape(saved_toml: &str, run_dir: &Path, config: &ExperimentConfig) -> Vec<String> {
-    let Ok(saved) = xp_config::from_saved_toml(saved_toml, "the checkpoint's config", run_dir) else {
+    let Ok(saved) = xp_config::from_saved_toml(saved_toml, "the checkpoint's config", run_dir)
+    else {
         return Vec::new();
     };
     let (was, now) = (shape_settings(&saved), shape_settings(config));
