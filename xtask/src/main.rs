@@ -9,6 +9,7 @@ mod config;
 mod fixtures;
 mod oracle;
 mod results;
+mod sample;
 mod test;
 mod train;
 
@@ -64,6 +65,8 @@ enum Command {
     Chem(chem::ChemCommand),
     /// Query a results log: list, best, top, compare.
     Results(results::ResultsArgs),
+    /// Draw SMILES from a trained run's checkpoint (best by default), one per line.
+    Sample(sample::SampleArgs),
     /// Re-cut the bundled MOSES subsets in fixtures/data from ../shared/data/moses.
     Fixtures,
 }
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             bench::run(target)
         }
         Command::Results(args) => results::run(args),
+        Command::Sample(args) => sample::run(args),
         Command::Chem(cmd) => chem::run(cmd),
     };
     match result {

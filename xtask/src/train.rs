@@ -70,7 +70,7 @@ pub fn run(config: Option<PathBuf>, overrides: Vec<String>, resume: Option<PathB
     Ok(())
 }
 
-fn shown(path: &Path) -> String {
+pub(crate) fn shown(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
     path.strip_prefix(&cwd)
         .unwrap_or(path)
@@ -136,7 +136,7 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
 
 /// The run directories directly inside `dir` (an output folder passed to `--resume` by mistake):
 /// how many, and the one started last (its `config.toml` is written once, when it starts).
-fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
+pub(crate) fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
     let runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|entry| {

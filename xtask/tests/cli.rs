@@ -267,6 +267,69 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
     );
     assert!(text(&out.stderr).contains("stopping after this step"));
     resume_to_the_end(dir.path(), &run_dir);
+    sample_the_finished_run(dir.path(), &run_dir);
+}
+
+/// `xtask sample` on the tiny experiment's finished run.
+fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
+    let sample = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("sample")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let run = run_dir.to_str().unwrap();
+    // With the run's own settings: its samples.txt again, on stdout.
+    let out = sample(&[run]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let samples = std::fs::read_to_string(run_dir.join("samples.txt")).unwrap();
+    assert_eq!(text(&out.stdout), samples);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("16 SMILES from results/"), "{stderr}");
+    assert!(stderr.contains("% valid"), "{stderr}");
+    // Into a file, with the hint to score them.
+    let out = sample(&[
+        run,
+        "-n",
+        "20",
+        "--seed",
+        "3",
+        "--checkpoint",
+        "last",
+        "-o",
+        "gen.txt",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let written = std::fs::read_to_string(dir.join("gen.txt")).unwrap();
+    assert_eq!(written.lines().count(), 20);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("score them: cargo xtask chem metrics --generated gen.txt --train "),
+        "{stderr}"
+    );
+    // Mistakes: the output folder for the run, a temperature of 0, a folder that is not there.
+    let out = sample(&["results"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("is not a run directory"), "{stderr}");
+    assert!(stderr.contains("its one run is"), "{stderr}");
+    let out = sample(&[run, "--temperature", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("above 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sample(&[run, "-o", "nowhere/gen.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("the folder nowhere does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

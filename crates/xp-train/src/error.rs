@@ -21,6 +21,8 @@ pub enum TrainError {
     BadCheckpoint { path: PathBuf, problem: String },
     #[error("cannot resume {}: {problem}", path.display())]
     Resume { path: PathBuf, problem: String },
+    #[error("cannot sample from {}: {problem}", path.display())]
+    Sample { path: PathBuf, problem: String },
     #[error(
         "the loss became {value} at step {step}; lower training.learning_rate or set training.gradient_clip"
     )]

@@ -1,11 +1,13 @@
 //! Training SMILES generative models on Burn: the models (`autoregressive`, `vae`), the training
-//! loop, and the glue to the other xp crates. [`train`] is the one entry point; everything it
-//! writes lands in one run directory (TensorBoard events, `metrics.jsonl`, checkpoints, sample
-//! SMILES) plus a line in the results log.
+//! loop, and the glue to the other xp crates. [`train`] is the entry point for training;
+//! everything it writes lands in one run directory (TensorBoard events, `metrics.jsonl`,
+//! checkpoints, sample SMILES) plus a line in the results log. [`generate`] draws molecules from
+//! a run's checkpoint afterwards (or while it trains).
 
 mod data;
 mod device;
 mod error;
+mod generate;
 mod lstm;
 mod models;
 mod rng;
@@ -18,6 +20,7 @@ use xp_config::{Device, ExperimentConfig, ModelType};
 pub use data::{LoadReport, Skipped, load_smiles};
 pub use device::{Engine, cuda_devices, select};
 pub use error::TrainError;
+pub use generate::{GenerateOptions, Generated, Pick, SAMPLE_BATCH, generate};
 pub use lstm::{LstmLayer, LstmState, StackedLstm};
 pub use models::{Batch, CharRnn, Loss, SmilesModel, SmilesVae};
 pub use rng::{Rng, Stream, epoch_order, with_backend_seed};

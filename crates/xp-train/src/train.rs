@@ -118,7 +118,7 @@ pub struct TrainOutcome {
 
 /// Everything besides weights and optimizer that a resumed run needs to go on exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct TrainState {
+pub(crate) struct TrainState {
     /// Epochs fully done.
     epoch: u64,
     /// Batches of epoch `epoch` already done (non-zero only in an interrupted run's checkpoint).
@@ -129,7 +129,7 @@ struct TrainState {
     early_stopped: bool,
     /// Training examples: the data order is a function of the seed, the epoch and this.
     train_len: usize,
-    vocabulary: Vocabulary,
+    pub(crate) vocabulary: Vocabulary,
 }
 
 /// Linear warm-up then inverse-square-root decay: `peak * min(s / w, sqrt(w / s))` at step `s`
@@ -239,7 +239,7 @@ fn model_bytes<B: Backend, M: Module<B>>(model: &M) -> Result<Vec<u8>, TrainErro
         .map_err(|e| TrainError::Other(format!("cannot serialise the weights: {e}")))
 }
 
-fn load_model_bytes<B: Backend, M: Module<B>>(
+pub(crate) fn load_model_bytes<B: Backend, M: Module<B>>(
     model: &mut M,
     bytes: &[u8],
     path: &Path,
@@ -266,7 +266,11 @@ fn load_model_bytes<B: Backend, M: Module<B>>(
 }
 
 /// A payload of the checkpoint at `path`, or an error naming what is missing.
-fn payload<'a>(ckpt: &'a Checkpoint, name: &str, path: &Path) -> Result<&'a [u8], TrainError> {
+pub(crate) fn payload<'a>(
+    ckpt: &'a Checkpoint,
+    name: &str,
+    path: &Path,
+) -> Result<&'a [u8], TrainError> {
     ckpt.payload(name).ok_or_else(|| TrainError::BadCheckpoint {
         path: path.to_path_buf(),
         problem: format!("no {name}"),

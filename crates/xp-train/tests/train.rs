@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use xp_ckpt::Checkpoint;
 use xp_config::{ExperimentConfig, create_config};
-use xp_train::{Finish, MODEL_FILE, TrainError, TrainOptions, TrainOutcome, train};
+use xp_train::{
+    Finish, GenerateOptions, MODEL_FILE, Pick, TrainError, TrainOptions, TrainOutcome, generate,
+    train,
+};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/data")
@@ -53,6 +56,15 @@ fn last_weights(outcome: &TrainOutcome) -> Vec<u8> {
         .payload(MODEL_FILE)
         .unwrap()
         .to_vec()
+}
+
+/// The SMILES a finished run wrote to its `samples.txt`.
+fn samples_file(run_dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(run_dir.join("samples.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn quiet() -> TrainOptions {
@@ -144,6 +156,10 @@ fn an_interrupted_vae_run_resumes_mid_epoch_exactly() {
     // Nothing left to do: a clear error, not a silent rerun.
     let err = train(&config, &resuming(&resumed.run_dir)).unwrap_err();
     assert!(err.to_string().contains("raise training.epochs"), "{err}");
+
+    // The VAE's draws (latent codes included) repeat from its checkpoint alone.
+    let drawn = generate(&resumed.run_dir, &GenerateOptions::default(), |_| {}).unwrap();
+    assert_eq!(drawn.smiles, samples_file(&resumed.run_dir));
 }
 
 #[test]
@@ -510,4 +526,92 @@ fn a_run_killed_at_a_random_moment_resumes_from_its_last_checkpoint_exactly() {
     rows.sort();
     expected.sort();
     assert_eq!(rows, expected);
+}
+
+#[test]
+fn a_run_is_sampled_again_from_its_checkpoints_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(
+        dir.path(),
+        "autoregressive",
+        &["training.epochs=2", "training.keep_top_k=1"],
+    );
+    let outcome = train(&config, &quiet()).unwrap();
+    let run = &outcome.run_dir;
+    let best = outcome.best_checkpoint.clone().unwrap();
+    let last = outcome.last_checkpoint.clone().unwrap();
+    // The data is gone and a writer holds the checkpoint folder, as when the run trains on.
+    std::fs::remove_file(&config.data.train_path).unwrap();
+    std::fs::remove_file(&config.data.val_path).unwrap();
+    let _writer = xp_ckpt::CheckpointManager::open(
+        run.join("checkpoints"),
+        1,
+        "val_loss",
+        xp_ckpt::Mode::Min,
+    )
+    .unwrap();
+
+    // With the run's settings, the best checkpoint draws the run's final samples again.
+    let mut seen = Vec::new();
+    let drawn = generate(run, &GenerateOptions::default(), |n| seen.push(n)).unwrap();
+    assert_eq!(drawn.checkpoint, best);
+    assert_eq!(drawn.smiles, samples_file(run));
+    assert_eq!(seen, [16]);
+    assert_eq!(drawn.val_loss, outcome.best_val_loss);
+    assert_eq!(drawn.config.model.hidden_dim, 32);
+
+    // Counts over one batch come in batches; another seed draws other molecules.
+    let options = GenerateOptions {
+        count: Some(xp_train::SAMPLE_BATCH + 5),
+        seed: Some(7),
+        temperature: Some(0.7),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let many = generate(run, &options, |n| seen.push(n)).unwrap();
+    assert_eq!(many.smiles.len(), xp_train::SAMPLE_BATCH + 5);
+    assert_eq!(seen, [xp_train::SAMPLE_BATCH, xp_train::SAMPLE_BATCH + 5]);
+    assert_ne!(&many.smiles[..16], &drawn.smiles[..]);
+    assert_eq!(generate(run, &options, |_| {}).unwrap().smiles, many.smiles);
+
+    // The last checkpoint, and one checkpoint named directly.
+    let pick_last = GenerateOptions {
+        pick: Some(Pick::Last),
+        ..Default::default()
+    };
+    assert_eq!(generate(run, &pick_last, |_| {}).unwrap().checkpoint, last);
+    let direct = generate(&best, &GenerateOptions::default(), |_| {}).unwrap();
+    assert_eq!(direct.smiles, drawn.smiles);
+
+    // Paths that hold no checkpoint, a pick with nothing to pick from, a bad temperature.
+    let err = generate(&best, &pick_last, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("it is one checkpoint"), "{err}");
+    let err = generate(run.parent().unwrap(), &GenerateOptions::default(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a run directory"), "{err}");
+    let err = generate(&run.join("nowhere"), &GenerateOptions::default(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no such file or folder"), "{err}");
+    let cold = GenerateOptions {
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let err = generate(run, &cold, |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("temperature must be a positive number"),
+        "{err}"
+    );
+
+    // A damaged checkpoint is named, not used.
+    let weights = best.join(MODEL_FILE);
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&weights, bytes).unwrap();
+    let err = generate(&best, &GenerateOptions::default(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
 }

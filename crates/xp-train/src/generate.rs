@@ -1,0 +1,249 @@
+//! Drawing molecules from a saved run: the model is rebuilt from one checkpoint's config, weights
+//! and vocabulary alone, so neither the training data nor the optimizer state is needed, and a
+//! run still training can be sampled (its checkpoints are read without taking their lock).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use xp_ckpt::{Checkpoint, CheckpointManager, MANIFEST_FILE, META_FILE, Mode};
+use xp_config::{Device, ExperimentConfig, ModelType};
+
+use crate::device::{Engine, select};
+use crate::error::TrainError;
+use crate::models::{CharRnn, SmilesModel, SmilesVae};
+use crate::rng::{Rng, Stream, with_backend_seed};
+use crate::sample::sample;
+use crate::train::{
+    CHECKPOINTS_DIR, MODEL_FILE, RANK_METRIC, STATE_FILE, TrainState, load_model_bytes, payload,
+};
+
+/// Which of a run's checkpoints to draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pick {
+    /// The lowest validation loss, as the run's final metrics use.
+    #[default]
+    Best,
+    /// The most recently saved.
+    Last,
+}
+
+/// What to draw. `None` takes the run's own setting from its saved config.
+#[derive(Debug, Clone, Default)]
+pub struct GenerateOptions {
+    /// How many SMILES; the run's `training.sample_size` by default.
+    pub count: Option<usize>,
+    /// The run's `training.temperature` by default.
+    pub temperature: Option<f64>,
+    /// The run's `seed` by default.
+    pub seed: Option<u64>,
+    /// Which checkpoint of a run directory; the best by default. Refused when the path is one
+    /// checkpoint, which leaves nothing to pick.
+    pub pick: Option<Pick>,
+    /// Where to run the model: `auto` (the default) takes CUDA when built in and usable.
+    pub device: Device,
+}
+
+/// Molecules drawn by [`generate`], and where from.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// One SMILES per draw, in order; invalid ones included, as the model wrote them.
+    pub smiles: Vec<String>,
+    /// The checkpoint directory the weights came from.
+    pub checkpoint: PathBuf,
+    pub epoch: u64,
+    pub global_step: u64,
+    /// The checkpoint's validation loss.
+    pub val_loss: Option<f64>,
+    /// The device it ran on, and why that one.
+    pub device: String,
+    /// The run's config, as the checkpoint saved it.
+    pub config: ExperimentConfig,
+}
+
+/// SMILES are drawn this many at a time (or the run's `training.sample_size`, if larger), each
+/// batch with a seed of its own, so memory stays bounded for any count. Batch `k` uses the
+/// sampling seed of index `u64::MAX - k`; batch 0 is thus the draw a run makes for its final
+/// metrics, and drawing `training.sample_size` molecules from the best checkpoint with the run's
+/// seed and temperature on the same backend repeats the run's `samples.txt`.
+pub const SAMPLE_BATCH: usize = 1024;
+
+/// Draws SMILES from `path`: a run directory (its best checkpoint, or `options.pick`), its
+/// `checkpoints/` folder, or one checkpoint directory. The checkpoint is verified (sizes and
+/// checksums) before use. `progress` is called with the number drawn so far after each batch.
+pub fn generate(
+    path: &Path,
+    options: &GenerateOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<Generated, TrainError> {
+    let checkpoint = find_checkpoint(path, options.pick)?;
+    let ckpt = Checkpoint::load(&checkpoint)?;
+    let config = xp_config::from_saved_toml(
+        &ckpt.config,
+        &checkpoint.join(xp_ckpt::CONFIG_FILE).display().to_string(),
+        &checkpoint,
+    )?;
+    let state: TrainState = serde_json::from_slice(payload(&ckpt, STATE_FILE, &checkpoint)?)
+        .map_err(|e| TrainError::BadCheckpoint {
+            path: checkpoint.clone(),
+            problem: format!("{STATE_FILE}: {e}"),
+        })?;
+    let weights = payload(&ckpt, MODEL_FILE, &checkpoint)?;
+    let count = options
+        .count
+        .unwrap_or(config.training.sample_size as usize);
+    let temperature = options.temperature.unwrap_or(config.training.temperature);
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(TrainError::Other(format!(
+            "the temperature must be a positive number, got {temperature}"
+        )));
+    }
+    let draw = Draw {
+        config: &config,
+        vocab: &state.vocabulary,
+        weights,
+        checkpoint: &checkpoint,
+        count,
+        temperature,
+        seed: options.seed.unwrap_or(config.seed),
+    };
+    let (engine, device) = select(options.device)?;
+    let smiles = match engine {
+        Engine::Flex => draw.on::<burn::backend::Flex>(&Default::default(), &mut progress),
+        Engine::NdArray => draw.on::<burn::backend::NdArray>(&Default::default(), &mut progress),
+        #[cfg(feature = "cuda")]
+        Engine::Cuda(index) => draw
+            .on::<burn::backend::Cuda>(&burn::backend::cuda::CudaDevice::new(index), &mut progress),
+        #[cfg(not(feature = "cuda"))]
+        Engine::Cuda(_) => unreachable!("select never picks CUDA without the cuda feature"),
+    }?;
+    Ok(Generated {
+        smiles,
+        val_loss: ckpt.metrics.get(RANK_METRIC).copied(),
+        epoch: ckpt.epoch,
+        global_step: ckpt.global_step,
+        checkpoint,
+        device,
+        config,
+    })
+}
+
+/// The checkpoint directory `path` names, directly or through its run.
+fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<PathBuf, TrainError> {
+    let bad = |problem: String| TrainError::Sample {
+        path: path.to_path_buf(),
+        problem,
+    };
+    if path.join(META_FILE).is_file() {
+        if let Some(pick) = pick {
+            return Err(bad(format!(
+                "it is one checkpoint, so there is no {} one to pick; pass its run directory, or drop the choice",
+                format!("{pick:?}").to_lowercase()
+            )));
+        }
+        return Ok(path.to_path_buf());
+    }
+    let folder = if path.join(CHECKPOINTS_DIR).is_dir() {
+        path.join(CHECKPOINTS_DIR)
+    } else if path.join(MANIFEST_FILE).is_file() {
+        path.to_path_buf()
+    } else if !path.exists() {
+        return Err(bad("no such file or folder".to_owned()));
+    } else {
+        return Err(bad(format!(
+            "it is not a run directory (no {CHECKPOINTS_DIR}/), a checkpoint folder (no {MANIFEST_FILE}) or a checkpoint (no {META_FILE}); pass a run directory that `cargo xtask train` printed"
+        )));
+    };
+    let manager = CheckpointManager::open_read_only(&folder, RANK_METRIC, Mode::Min)?;
+    let entry = match pick.unwrap_or_default() {
+        Pick::Best => manager.best().ok_or_else(|| {
+            bad(if manager.last().is_some() {
+                format!(
+                    "none of its checkpoints has a {RANK_METRIC} to rank by (NaN or missing); pick the last one"
+                )
+            } else {
+                "it has no checkpoint yet (the run stopped before its first save)".to_owned()
+            })
+        })?,
+        Pick::Last => manager.last().ok_or_else(|| {
+            bad("it has no checkpoint yet (the run stopped before its first save)".to_owned())
+        })?,
+    };
+    Ok(manager.path(entry))
+}
+
+/// One draw's settings, ready to run on a backend.
+struct Draw<'a> {
+    config: &'a ExperimentConfig,
+    vocab: &'a xp_chem::Vocabulary,
+    weights: &'a [u8],
+    checkpoint: &'a Path,
+    count: usize,
+    temperature: f64,
+    seed: u64,
+}
+
+impl Draw<'_> {
+    fn on<B: Backend>(
+        &self,
+        device: &B::Device,
+        progress: &mut impl FnMut(usize),
+    ) -> Result<Vec<String>, TrainError> {
+        let m = &self.config.model;
+        let (vocab, hidden, layers) = (
+            self.vocab.len(),
+            m.hidden_dim as usize,
+            m.num_layers as usize,
+        );
+        // Initialising draws from Burn's process-wide generator, so it happens under its lock
+        // (invariant 11) although the weights are replaced at once.
+        let init = Rng::derive(self.seed, Stream::Init, 0);
+        match m.model_type {
+            ModelType::Autoregressive => {
+                let mut model = with_backend_seed::<B, _>(device, init, || {
+                    CharRnn::<B>::new(vocab, hidden, layers, m.dropout, device)
+                });
+                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
+                Ok(self.batches(&model, device, progress))
+            }
+            ModelType::Vae => {
+                let latent = m.latent_dim as usize;
+                let mut model = with_backend_seed::<B, _>(device, init, || {
+                    SmilesVae::<B>::new(vocab, hidden, latent, layers, m.dropout, device)
+                });
+                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
+                Ok(self.batches(&model, device, progress))
+            }
+            other => Err(TrainError::ModelNotAvailable(other.to_string())),
+        }
+    }
+
+    fn batches<B: Backend, M: SmilesModel<B>>(
+        &self,
+        model: &M,
+        device: &B::Device,
+        progress: &mut impl FnMut(usize),
+    ) -> Vec<String> {
+        let batch = SAMPLE_BATCH.max(self.config.training.sample_size as usize);
+        let mut out = Vec::with_capacity(self.count);
+        for k in 0.. {
+            let n = batch.min(self.count - out.len());
+            if n == 0 {
+                break;
+            }
+            let seed = Rng::derive(self.seed, Stream::Sampling, u64::MAX - k);
+            out.extend(with_backend_seed::<B, _>(device, seed, || {
+                sample(
+                    model,
+                    self.vocab,
+                    n,
+                    self.config.data.max_length as usize,
+                    self.temperature,
+                    &mut Rng::new(seed),
+                    device,
+                )
+            }));
+            progress(out.len());
+        }
+        out
+    }
+}

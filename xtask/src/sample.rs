@@ -1,0 +1,171 @@
+//! `cargo xtask sample RUN_DIR`: SMILES drawn from a trained run's checkpoint, one per line, for
+//! `chem metrics` or any other tool.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use xp_config::Device;
+use xp_train::{GenerateOptions, Pick};
+
+use crate::train::{newest_run_inside, shown};
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// A run directory (as `cargo xtask train` printed it), its checkpoints/ folder, or one
+    /// checkpoint directory.
+    path: PathBuf,
+    /// How many SMILES (default: the run's training.sample_size).
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    count: Option<u64>,
+    /// Which checkpoint of the run (default: best).
+    #[arg(long, value_enum)]
+    checkpoint: Option<Which>,
+    /// Softmax temperature, above 0 (default: the run's training.temperature).
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Seed of the draw (default: the run's seed; with the run's settings and count, the best
+    /// checkpoint draws the run's samples.txt again).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where to run the model: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: Device,
+    /// Write the SMILES to this file (replaced whole, only once all are drawn) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Which {
+    Best,
+    Last,
+}
+
+pub fn run(args: SampleArgs) -> anyhow::Result<()> {
+    if let Some(t) = args.temperature
+        && !(t.is_finite() && t > 0.0)
+    {
+        bail!("--temperature must be a number above 0, got {t}");
+    }
+    if let Some(out) = &args.out {
+        // Fail before drawing, not after.
+        let folder = parent_folder(out);
+        if !folder.is_dir() {
+            bail!(
+                "cannot write {}: the folder {} does not exist",
+                out.display(),
+                folder.display()
+            );
+        }
+    }
+    let options = GenerateOptions {
+        count: args.count.map(|n| n as usize),
+        temperature: args.temperature,
+        seed: args.seed,
+        pick: args.checkpoint.map(|w| match w {
+            Which::Best => Pick::Best,
+            Which::Last => Pick::Last,
+        }),
+        device: args.device,
+    };
+    // indicatif hides the bar by itself when stderr is not a terminal.
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("sampling {bar:30} {pos}/{len} SMILES, {elapsed} (ETA {eta})")
+            .expect("a valid template"),
+    );
+    let drawn = xp_train::generate(&args.path, &options, |n| {
+        if bar.length() == Some(0) {
+            bar.set_length(options.count.unwrap_or(n) as u64);
+        }
+        bar.set_position(n as u64);
+    })
+    .map_err(|err| with_run_hint(err, &args.path))?;
+    bar.finish_and_clear();
+
+    let mut text = String::with_capacity(drawn.smiles.len() * 40);
+    for smiles in &drawn.smiles {
+        text.push_str(smiles);
+        text.push('\n');
+    }
+    match &args.out {
+        Some(out) => write_whole(out, text.as_bytes())?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+
+    let valid = drawn
+        .smiles
+        .par_iter()
+        .filter(|s| xp_chem::is_valid(s))
+        .count();
+    let config = &drawn.config;
+    eprintln!(
+        "{} SMILES from {} (epoch {}, step {}, val loss {}) on {}; {:.1}% valid",
+        drawn.smiles.len(),
+        shown(&drawn.checkpoint),
+        drawn.epoch,
+        drawn.global_step,
+        drawn.val_loss.map_or("-".to_owned(), |v| format!("{v:.4}")),
+        drawn.device,
+        100.0 * valid as f64 / drawn.smiles.len().max(1) as f64,
+    );
+    if let Some(out) = &args.out {
+        let reference = config
+            .data
+            .test_path
+            .as_ref()
+            .unwrap_or(&config.data.val_path);
+        eprintln!(
+            "score them: cargo xtask chem metrics --generated {} --train {} --reference {}",
+            shown(out),
+            shown(&config.data.train_path),
+            shown(reference)
+        );
+    }
+    Ok(())
+}
+
+/// The folder a file given on the command line goes into.
+fn parent_folder(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// failure or Ctrl-C never leaves a partial file in place of an earlier one.
+fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(parent_folder(path))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Given an output folder instead of a run, the error names the newest run in it, as `train
+/// --resume` does.
+fn with_run_hint(err: xp_train::TrainError, path: &Path) -> anyhow::Error {
+    let not_a_run = matches!(err, xp_train::TrainError::Sample { .. })
+        && !path.join(xp_train::CHECKPOINTS_DIR).exists()
+        && !path.join(xp_ckpt::META_FILE).exists();
+    let hint = match newest_run_inside(path) {
+        Some((1, newest)) if not_a_run => format!("; its one run is {}", newest.display()),
+        Some((n, newest)) if not_a_run => {
+            format!("; the newest of its {n} runs is {}", newest.display())
+        }
+        _ => String::new(),
+    };
+    anyhow::anyhow!("{err}{hint}")
+}
