@@ -10,6 +10,7 @@ mod fixtures;
 mod oracle;
 mod results;
 mod sample;
+mod sweep;
 mod test;
 mod train;
 
@@ -82,6 +83,10 @@ struct TrainArgs {
     /// Go on from the last checkpoint of a run directory, with its saved config.
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+    /// Train once per value, e.g. `--sweep training.learning_rate=1e-3,3e-4`; several --sweep
+    /// run every combination, one after another.
+    #[arg(long = "sweep", value_name = "KEY=V1,V2,...")]
+    sweeps: Vec<String>,
 }
 
 /// Runs these same arguments again from an optimised build of xtask.
@@ -114,7 +119,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Test => test::run(),
-        Command::Train(args) => train::run(args.config, args.overrides, args.resume),
+        Command::Train(args) => train::run(args.config, args.overrides, args.resume, args.sweeps),
         Command::Codegen { check } => codegen::run(check),
         Command::Config(cmd) => return config::run(cmd),
         Command::Fixtures => fixtures::run(),

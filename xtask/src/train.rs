@@ -1,14 +1,34 @@
-//! `cargo xtask train [--config F] [--set k=v]... [--resume RUN_DIR]`.
+//! `cargo xtask train [--config F] [--set k=v]... [--resume RUN_DIR | --sweep k=v1,v2...]`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
-use xp_config::{ExperimentConfig, create_config};
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use xp_config::{ConfigError, ExperimentConfig, create_config};
 use xp_train::{Finish, TrainOptions, TrainOutcome};
 
-pub fn run(config: Option<PathBuf>, overrides: Vec<String>, resume: Option<PathBuf>) -> Result<()> {
+use crate::sweep::{Sweep, check_keys, combinations};
+
+pub fn run(
+    config: Option<PathBuf>,
+    overrides: Vec<String>,
+    resume: Option<PathBuf>,
+    sweeps: Vec<String>,
+) -> Result<()> {
+    if !sweeps.is_empty() {
+        if resume.is_some() {
+            bail!(
+                "--sweep starts new runs; go on with one run of a sweep with --resume RUN_DIR alone"
+            );
+        }
+        let sweeps = sweeps
+            .iter()
+            .map(|s| Sweep::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        return run_sweep(config, overrides, &sweeps);
+    }
     let config = match &resume {
         Some(run_dir) => {
             if config.is_some() {
@@ -37,6 +57,18 @@ pub fn run(config: Option<PathBuf>, overrides: Vec<String>, resume: Option<PathB
         }
         None => create_config(config.as_deref(), &overrides)?,
     };
+    let options = TrainOptions {
+        resume,
+        ..train_options()?
+    };
+    let outcome = xp_train::train(&config, &options)?;
+    print_summary(&outcome, &config);
+    Ok(())
+}
+
+/// Options for a new run: progress shown, Ctrl-C handled (once per process), and the test hook
+/// `XP_TRAIN_STOP_AT_STEP`.
+fn train_options() -> Result<TrainOptions> {
     let stop = Arc::new(AtomicBool::new(false));
     let presses = Arc::new(AtomicUsize::new(0));
     {
@@ -59,15 +91,131 @@ pub fn run(config: Option<PathBuf>, overrides: Vec<String>, resume: Option<PathB
         ),
         Err(_) => None,
     };
-    let options = TrainOptions {
-        resume,
+    Ok(TrainOptions {
+        resume: None,
         stop,
         progress: true,
         stop_at_step,
-    };
-    let outcome = xp_train::train(&config, &options)?;
-    print_summary(&outcome, &config);
+    })
+}
+
+/// One run per combination of the sweeps' values, one after another, then a table of them all.
+/// Every combination's config is checked first; a run that fails is reported and the sweep goes
+/// on; Ctrl-C stops the current run (saved, resumable) and the sweep.
+fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) -> Result<()> {
+    check_keys(sweeps, &overrides)?;
+    let combos = combinations(sweeps);
+    let mut configs = Vec::with_capacity(combos.len());
+    let mut problems: Vec<String> = Vec::new();
+    for combo in &combos {
+        let all: Vec<&String> = overrides.iter().chain(combo).collect();
+        match create_config(config.as_deref(), &all) {
+            Ok(c) => configs.push(c),
+            Err(ConfigError::Invalid(violations)) => {
+                for v in violations {
+                    let line = v.to_string();
+                    if !problems.contains(&line) {
+                        problems.push(line);
+                    }
+                }
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "the sweep's configs have {} problem{}; no run was started:\n  {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        );
+    }
+    let n = combos.len();
+    let options = train_options()?;
+    eprintln!(
+        "sweep: {n} run{} ({})",
+        if n == 1 { "" } else { "s" },
+        sweeps
+            .iter()
+            .map(|s| format!("{} x{}", s.key, s.values.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut done: Vec<Result<TrainOutcome, String>> = Vec::new();
+    for (i, (combo, config)) in combos.iter().zip(&configs).enumerate() {
+        eprintln!("\n[sweep {}/{n}] {}", i + 1, combo.join(" "));
+        match xp_train::train(config, &options) {
+            Ok(outcome) => {
+                let interrupted = outcome.finish == Finish::Interrupted;
+                eprintln!(
+                    "[sweep {}/{n}] {} in {}",
+                    i + 1,
+                    finish_word(outcome.finish),
+                    shown(&outcome.run_dir)
+                );
+                done.push(Ok(outcome));
+                if interrupted {
+                    break;
+                }
+            }
+            Err(err) => {
+                eprintln!("[sweep {}/{n}] failed: {err:#}", i + 1);
+                done.push(Err(format!("{err:#}")));
+            }
+        }
+    }
+
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_BORDERS_ONLY);
+    let mut header = vec!["#".to_owned()];
+    header.extend(sweeps.iter().map(|s| s.key.clone()));
+    header.extend(["best val loss", "validity", "run"].map(str::to_owned));
+    table.set_header(header);
+    for (i, combo) in combos.iter().enumerate() {
+        let mut row = vec![Cell::new(i + 1)];
+        row.extend(
+            combo
+                .iter()
+                .map(|kv| Cell::new(kv.split_once('=').map_or("", |(_, v)| v))),
+        );
+        let number = |v: Option<f64>| {
+            Cell::new(v.map_or("-".to_owned(), |v| format!("{v:.4}")))
+                .set_alignment(CellAlignment::Right)
+        };
+        match done.get(i) {
+            Some(Ok(o)) => {
+                row.push(number(o.best_val_loss));
+                row.push(number(o.metrics.as_ref().map(|m| m.validity)));
+                let mut run = shown(&o.run_dir);
+                if o.finish == Finish::Interrupted {
+                    run.push_str(" (interrupted: --resume it)");
+                }
+                row.push(Cell::new(run));
+            }
+            Some(Err(_)) => row.extend([number(None), number(None), Cell::new("failed (above)")]),
+            None => row.extend([number(None), number(None), Cell::new("not run")]),
+        }
+        table.add_row(row);
+    }
+    println!("\n{table}");
+    let output_dir = &configs[0].output_dir;
+    println!(
+        "\ncompare them: cargo xtask results --dir {output_dir} top --metric best_val_loss --mode min -n {n}"
+    );
+    println!("look at them: tensorboard --logdir {output_dir}");
+    let failed = done.iter().filter(|d| d.is_err()).count();
+    if failed > 0 {
+        bail!("{failed} of the sweep's {n} runs failed");
+    }
     Ok(())
+}
+
+fn finish_word(finish: Finish) -> &'static str {
+    match finish {
+        Finish::Completed => "finished",
+        Finish::EarlyStopped => "stopped early (validation loss no longer improved)",
+        Finish::Interrupted => "interrupted",
+    }
 }
 
 pub(crate) fn shown(path: &Path) -> String {
@@ -79,11 +227,7 @@ pub(crate) fn shown(path: &Path) -> String {
 }
 
 fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
-    let how = match outcome.finish {
-        Finish::Completed => "finished",
-        Finish::EarlyStopped => "stopped early (validation loss no longer improved)",
-        Finish::Interrupted => "interrupted",
-    };
+    let how = finish_word(outcome.finish);
     println!(
         "\n{} {how} after {} epochs, {} steps on {}",
         config.name, outcome.epochs_completed, outcome.global_step, outcome.device

@@ -344,6 +344,84 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
 }
 
 #[test]
+fn a_sweep_checks_every_config_first_then_runs_each_combination() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |extra: &[&str], stop_at: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        cmd.arg("train")
+            .args(tiny_train_args(dir.path()))
+            .args(extra)
+            .current_dir(dir.path());
+        if let Some(step) = stop_at {
+            cmd.env("XP_TRAIN_STOP_AT_STEP", step);
+        }
+        cmd.output().unwrap()
+    };
+    // Bad values anywhere in the product: every one reported, nothing trained.
+    let out = train(
+        &[
+            "--sweep",
+            "training.learning_rate=1e-3,abc",
+            "--sweep",
+            "model.dropout=0.1,7",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("2 problems; no run was started"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("training.learning_rate=abc"), "{stderr}");
+    assert!(stderr.contains("model.dropout=7"), "{stderr}");
+    assert!(!dir.path().join("results").exists());
+    let out = train(&["--sweep", "model.num_layers=1,2"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("both swept and set"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Four combinations; the two with a model that is not available fail, the sweep goes on.
+    let out = train(
+        &[
+            "--sweep",
+            "model.model_type=gnn,autoregressive",
+            "--sweep",
+            "training.learning_rate=1e-3,3e-3",
+        ],
+        None,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("2 of the sweep's 4 runs failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("[sweep 3/4] model.model_type=autoregressive training.learning_rate=1e-3"),
+        "{stderr}"
+    );
+    assert_eq!(stdout.matches("failed (above)").count(), 2, "{stdout}");
+    let results = std::fs::read_to_string(dir.path().join("results/results.jsonl")).unwrap();
+    let rates: Vec<f64> = results
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|r| r["config"]["training"]["learning_rate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(rates, [1e-3, 3e-3]);
+
+    // Ctrl-C (here the test hook) ends the current run resumably, and the sweep.
+    let out = train(&["--sweep", "training.learning_rate=1e-3,3e-3"], Some("5"));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("(interrupted: --resume it)"), "{stdout}");
+    assert!(stdout.contains("not run"), "{stdout}");
+}
+
+#[test]
 fn train_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let out = xtask(&["train", "--resume", dir.path().to_str().unwrap()]);
