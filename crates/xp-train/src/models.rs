@@ -9,6 +9,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
 use crate::lstm::{LstmState, StackedLstm};
+use crate::rng::Rng;
+use crate::sample::one_token_at_a_time;
 
 /// A padded batch on the device. Sequence `i` has `lengths[i]` targets: its tokens then `<eos>`.
 #[derive(Debug, Clone)]
@@ -71,6 +73,21 @@ pub struct Loss<B: Backend> {
 pub trait SmilesModel<B: Backend>: Module<B> {
     /// Loss on `batch`; `kl_beta` weights the VAE's KL term (ignored by other models).
     fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B>;
+    /// Draws `n` token sequences of at most `max_tokens` tokens each (no `<bos>`, no `<eos>`),
+    /// every random choice taken from `rng`, the backend's generator already seeded.
+    fn draw(
+        &self,
+        n: usize,
+        max_tokens: usize,
+        temperature: f64,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Vec<Vec<u32>>;
+}
+
+/// A model that writes a SMILES one token at a time (the LSTM models): sampled by
+/// [`crate::sample::one_token_at_a_time`].
+pub trait Recurrent<B: Backend> {
     /// State for generating `n` molecules: the LSTM state and, for the VAE, the latent code.
     fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>);
     /// Logits `[n, vocab]` of the next token after `tokens` `[n, 1]`, and the new state.
@@ -147,6 +164,19 @@ impl<B: Backend> SmilesModel<B> for CharRnn<B> {
         }
     }
 
+    fn draw(
+        &self,
+        n: usize,
+        max_tokens: usize,
+        temperature: f64,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Vec<Vec<u32>> {
+        one_token_at_a_time(self, n, max_tokens, temperature, rng, device)
+    }
+}
+
+impl<B: Backend> Recurrent<B> for CharRnn<B> {
     fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
         (self.lstm.zero_state(n, device), None)
     }
@@ -260,6 +290,19 @@ impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
         }
     }
 
+    fn draw(
+        &self,
+        n: usize,
+        max_tokens: usize,
+        temperature: f64,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> Vec<Vec<u32>> {
+        one_token_at_a_time(self, n, max_tokens, temperature, rng, device)
+    }
+}
+
+impl<B: Backend> Recurrent<B> for SmilesVae<B> {
     fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
         let z = Tensor::random(
             [n, self.latent_size()],

@@ -1,14 +1,14 @@
-//! Drawing molecules from a trained model: one token at a time with temperature, on the
-//! run's own RNG so the same seed draws the same molecules.
+//! Drawing molecules from a trained model with temperature, on the run's own RNG so the same
+//! seed draws the same molecules.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use xp_chem::Vocabulary;
 
-use crate::models::SmilesModel;
+use crate::models::{Recurrent, SmilesModel};
 use crate::rng::Rng;
 
-/// Samples `n` SMILES of at most `max_tokens` tokens each (`<eos>` ends one early).
+/// Samples `n` SMILES of at most `max_tokens` tokens each.
 pub fn sample<B: Backend, M: SmilesModel<B>>(
     model: &M,
     vocab: &Vocabulary,
@@ -18,16 +18,32 @@ pub fn sample<B: Backend, M: SmilesModel<B>>(
     rng: &mut Rng,
     device: &B::Device,
 ) -> Vec<String> {
+    model
+        .draw(n, max_tokens, temperature, rng, device)
+        .iter()
+        .map(|ids| vocab.decode(ids))
+        .collect()
+}
+
+/// Token sequences from a recurrent model, one token at a time (`<eos>` ends one early).
+pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
+    model: &M,
+    n: usize,
+    max_tokens: usize,
+    temperature: f64,
+    rng: &mut Rng,
+    device: &B::Device,
+) -> Vec<Vec<u32>> {
     let (mut state, latent) = model.start(n, device);
     let mut current = vec![Vocabulary::BOS_ID as i64; n];
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut done = vec![false; n];
-    let vocab_size = vocab.len();
     for _ in 0..max_tokens {
         let tokens: Tensor<B, 2, Int> =
             Tensor::from_data(TensorData::new(current.clone(), [n, 1]), device);
         let (logits, next) = model.step(tokens, state, latent.as_ref());
         state = next;
+        let vocab_size = logits.dims()[1];
         let logits: Vec<f32> = logits
             .into_data()
             .convert::<f32>()
@@ -50,7 +66,7 @@ pub fn sample<B: Backend, M: SmilesModel<B>>(
             break;
         }
     }
-    out.iter().map(|ids| vocab.decode(ids)).collect()
+    out
 }
 
 /// One draw from softmax(logits / temperature); special tokens other than `<eos>` are excluded.
