@@ -1,7 +1,8 @@
-"""Oracle check for xp-train: short runs of both models, read back with the official tools.
+"""Oracle check for xp-train: short runs of each model, read back with the official tools.
 TensorBoard's EventAccumulator must see every summary kind (scalars, weight histograms, the
 molecule grid image, the sample text, the hparams row); Python `safetensors` must load the
 weights with PyTorch's names and shapes; pandas must read results.jsonl and metrics.jsonl.
+The runs use data.max_length = 60.
 Usage: check_train.py OUTPUT_DIR HIDDEN LATENT LAYERS"""
 
 import io
@@ -16,7 +17,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 out, hidden, latent, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 results = pd.read_json(os.path.join(out, "results.jsonl"), lines=True)
-check(sorted(results["config"].map(lambda c: c["model"]["model_type"])) == ["autoregressive", "vae"],
+check(sorted(results["config"].map(lambda c: c["model"]["model_type"])) == ["autoregressive", "diffusion", "vae"],
       f"results.jsonl rows: {results['experiment_name'].tolist()}")
 
 for _, row in results.iterrows():
@@ -34,7 +35,9 @@ for _, row in results.iterrows():
     steps = [e.step for e in acc.Scalars("train/loss")]
     check(steps == list(range(len(steps))) and len(steps) > 0, f"{model}: train/loss steps {steps[:5]}...")
     hist = [t for t in tags["histograms"] if t.startswith("weights/")]
-    check(any("lstm.layers.0.weight_ih" in t or "decoder.layers.0.weight_ih" in t for t in hist),
+    first_layer = {"autoregressive": "lstm.layers.0.weight_ih", "vae": "decoder.layers.0.weight_ih",
+                   "diffusion": "encoder.layers.0.mha.query.weight"}[model]
+    check(any(first_layer in t for t in hist),
           f"{model}: weight histograms {hist}")
     for t in hist[:3]:
         h = acc.Histograms(t)[-1].histogram_value
@@ -67,12 +70,27 @@ for _, row in results.iterrows():
           f"{model}: metrics.jsonl mirrors TensorBoard")
 
     weights = load_file(os.path.join(row["artifacts"]["best_checkpoint"], "model.safetensors"))
-    vocab = weights["embedding.weight"].shape[0]
-    prefix = "lstm" if model == "autoregressive" else "decoder"
-    check(weights["embedding.weight"].shape == (vocab, hidden), f"{model}: embedding shape")
-    decoder_in = hidden if model == "autoregressive" else hidden + latent
-    check(weights[f"{prefix}.layers.0.weight_ih"].shape == (4 * hidden, decoder_in), f"{model}: weight_ih shape")
-    check(weights[f"{prefix}.layers.{layers - 1}.weight_hh"].shape == (4 * hidden, hidden), f"{model}: weight_hh shape")
+    vocab = weights["head.weight"].shape[0]
+    if model == "diffusion":
+        # One more embedding row: the mask token. Positions: max_length + 1.
+        check(weights["embedding.weight"].shape == (vocab + 1, hidden), f"{model}: embedding shape")
+        check(weights["position.weight"].shape == (61, hidden), f"{model}: position shape")
+        last = f"encoder.layers.{layers - 1}"
+        check(weights[f"{last}.mha.query.weight"].shape == (hidden, hidden), f"{model}: query shape")
+        check(weights[f"{last}.pwff.linear_inner.weight"].shape == (4 * hidden, hidden),
+              f"{model}: feed-forward weight is PyTorch's [out, in]")
+        # Norms under PyTorch's names (weight, bias), not Burn's (gamma, beta).
+        for norm in [f"{last}.norm_1", f"{last}.norm_2", "norm"]:
+            check(weights[f"{norm}.weight"].shape == (hidden,) and weights[f"{norm}.bias"].shape == (hidden,),
+                  f"{model}: {norm} as weight and bias")
+        check(not any("gamma" in k or "beta" in k for k in weights), f"{model}: Burn's norm names leaked")
+        check(f"weights/{last}.norm_1.weight" in tags["histograms"], f"{model}: histograms named as the weights")
+    else:
+        prefix = "lstm" if model == "autoregressive" else "decoder"
+        check(weights["embedding.weight"].shape == (vocab, hidden), f"{model}: embedding shape")
+        decoder_in = hidden if model == "autoregressive" else hidden + latent
+        check(weights[f"{prefix}.layers.0.weight_ih"].shape == (4 * hidden, decoder_in), f"{model}: weight_ih shape")
+        check(weights[f"{prefix}.layers.{layers - 1}.weight_hh"].shape == (4 * hidden, hidden), f"{model}: weight_hh shape")
     check(weights["head.weight"].shape == (vocab, hidden), f"{model}: head.weight is PyTorch's [out, in]")
     check(weights["head.bias"].shape == (vocab,), f"{model}: head.bias")
     if model == "vae":

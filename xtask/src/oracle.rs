@@ -115,7 +115,7 @@ fn train(python: &Path) -> anyhow::Result<()> {
     };
     let (train, val) = (head("train.csv", 400)?, head("val.csv", 60)?);
     let (hidden, latent, layers) = (64, 16, 2);
-    for model in ["autoregressive", "vae"] {
+    for model in ["autoregressive", "vae", "diffusion"] {
         let sets = [
             format!("name=oracle_{model}"),
             format!("model.model_type={model}"),
@@ -131,6 +131,8 @@ fn train(python: &Path) -> anyhow::Result<()> {
             "training.learning_rate=0.01".to_owned(),
             "training.warmup_steps=5".to_owned(),
             "training.sample_size=32".to_owned(),
+            "data.max_length=60".to_owned(),
+            "model.diffusion_steps=8".to_owned(),
         ];
         let config = xp_config::create_config(None, &sets)?;
         xp_train::train(&config, &xp_train::TrainOptions::default())

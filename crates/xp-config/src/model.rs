@@ -88,7 +88,7 @@ pub struct ModelConfig {
     #[serde(default = "defaults::hidden_dim")]
     #[garde(range(min = 32, max = 2048))]
     pub hidden_dim: u32,
-    /// Size of the latent space (VAE and diffusion models).
+    /// VAE only: size of the latent space.
     #[serde(default = "defaults::latent_dim")]
     #[garde(range(min = 8, max = 512))]
     pub latent_dim: u32,
@@ -108,6 +108,11 @@ pub struct ModelConfig {
     #[serde(default = "defaults::kl_anneal_steps")]
     #[garde(range(max = TOML_INT_MAX))]
     pub kl_anneal_steps: u64,
+    /// Diffusion only: denoising steps when sampling; each unmasks about 1/steps of the
+    /// positions still masked. More steps: slower sampling, usually more valid molecules.
+    #[serde(default = "defaults::diffusion_steps")]
+    #[garde(range(min = 1, max = 1000))]
+    pub diffusion_steps: u32,
 }
 
 /// Optimisation settings.
@@ -363,6 +368,9 @@ pub(crate) mod defaults {
     }
     pub fn kl_anneal_steps() -> u64 {
         500
+    }
+    pub fn diffusion_steps() -> u32 {
+        64
     }
     pub fn sample_size() -> u32 {
         512

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 pub enum TrainError {
     #[error("{}: {problem}", path.display())]
     Data { path: PathBuf, problem: String },
-    #[error("model_type = \"{0}\" is not available yet; use \"autoregressive\" or \"vae\"")]
+    #[error(
+        "model_type = \"{0}\" is not available yet; use \"autoregressive\", \"vae\" or \"diffusion\""
+    )]
     ModelNotAvailable(String),
     #[error("{0}")]
     Device(String),

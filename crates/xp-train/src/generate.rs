@@ -9,6 +9,7 @@ use xp_ckpt::{Checkpoint, CheckpointManager, MANIFEST_FILE, META_FILE, Mode};
 use xp_config::{Device, ExperimentConfig, ModelType};
 
 use crate::device::{Engine, select};
+use crate::diffusion::SmilesDiffusion;
 use crate::error::TrainError;
 use crate::models::{CharRnn, SmilesModel, SmilesVae};
 use crate::rng::{Rng, Stream, with_backend_seed};
@@ -209,6 +210,19 @@ impl Draw<'_> {
                 let latent = m.latent_dim as usize;
                 let mut model = with_backend_seed::<B, _>(device, init, || {
                     SmilesVae::<B>::new(vocab, hidden, latent, layers, m.dropout, device)
+                });
+                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
+                Ok(self.batches(&model, device, progress))
+            }
+            ModelType::Diffusion => {
+                let (max_tokens, steps) = (
+                    self.config.data.max_length as usize,
+                    m.diffusion_steps as usize,
+                );
+                let mut model = with_backend_seed::<B, _>(device, init, || {
+                    SmilesDiffusion::<B>::new(
+                        vocab, hidden, layers, m.dropout, max_tokens, steps, device,
+                    )
                 });
                 load_model_bytes(&mut model, self.weights, self.checkpoint)?;
                 Ok(self.batches(&model, device, progress))

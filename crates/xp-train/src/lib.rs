@@ -6,6 +6,7 @@
 
 mod data;
 mod device;
+mod diffusion;
 mod error;
 mod generate;
 mod lstm;
@@ -19,6 +20,7 @@ use xp_config::{Device, ExperimentConfig, ModelType};
 
 pub use data::{LoadReport, Skipped, load_smiles};
 pub use device::{Engine, cuda_devices, select};
+pub use diffusion::{SmilesDiffusion, attention_heads};
 pub use error::TrainError;
 pub use generate::{GenerateOptions, Generated, Pick, SAMPLE_BATCH, generate};
 pub use lstm::{LstmLayer, LstmState, StackedLstm};
@@ -101,6 +103,12 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
         ModelType::Vae => {
             train::run::<B, SmilesVae<B>>(config, options, device, device_name, |vocab, d| {
                 SmilesVae::new(vocab, hidden, latent, layers, dropout, d)
+            })
+        }
+        ModelType::Diffusion => {
+            let (max_tokens, steps) = (config.data.max_length as usize, m.diffusion_steps as usize);
+            train::run::<B, SmilesDiffusion<B>>(config, options, device, device_name, |vocab, d| {
+                SmilesDiffusion::new(vocab, hidden, layers, dropout, max_tokens, steps, d)
             })
         }
         other => Err(TrainError::ModelNotAvailable(other.to_string())),

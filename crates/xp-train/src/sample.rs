@@ -54,7 +54,7 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
                 current[row] = Vocabulary::PAD_ID as i64;
                 continue;
             }
-            let id = draw(row_logits, temperature, rng);
+            let id = draw_token(row_logits, temperature, rng, false);
             if id == Vocabulary::EOS_ID {
                 done[row] = true;
             } else {
@@ -69,14 +69,13 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
     out
 }
 
-/// One draw from softmax(logits / temperature); special tokens other than `<eos>` are excluded.
-fn draw(logits: &[f32], temperature: f64, rng: &mut Rng) -> u32 {
-    let allowed = |i: usize| {
-        i as u32 == Vocabulary::EOS_ID
-            || !matches!(
-                i as u32,
-                Vocabulary::PAD_ID | Vocabulary::BOS_ID | Vocabulary::UNK_ID
-            )
+/// One draw from softmax(logits / temperature). Special tokens other than `<eos>` (and `<pad>`
+/// with `allow_pad`, for models that fill a fixed length) are excluded.
+pub(crate) fn draw_token(logits: &[f32], temperature: f64, rng: &mut Rng, allow_pad: bool) -> u32 {
+    let allowed = |i: usize| match i as u32 {
+        Vocabulary::BOS_ID | Vocabulary::UNK_ID => false,
+        Vocabulary::PAD_ID => allow_pad,
+        _ => true,
     };
     let max = logits
         .iter()
@@ -117,7 +116,7 @@ mod tests {
         let mut rng = Rng::new(3);
         let mut counts = [0u32; 6];
         for _ in 0..5000 {
-            counts[draw(&logits, 1.0, &mut rng) as usize] += 1;
+            counts[draw_token(&logits, 1.0, &mut rng, false) as usize] += 1;
         }
         assert_eq!(counts[0] + counts[1] + counts[3], 0);
         // weights: eos 1, id4 1, id5 3.
@@ -125,8 +124,15 @@ mod tests {
         assert!((2800..3200).contains(&counts[5]), "{counts:?}");
         // A low temperature is nearly greedy.
         let greedy = (0..200)
-            .filter(|_| draw(&logits, 0.05, &mut rng) == 5)
+            .filter(|_| draw_token(&logits, 0.05, &mut rng, false) == 5)
             .count();
         assert_eq!(greedy, 200);
+        // Models that fill a fixed length may also write <pad> (id 0), never <bos> or <unk>.
+        let mut counts = [0u32; 6];
+        for _ in 0..5000 {
+            counts[draw_token(&logits, 1.0, &mut rng, true) as usize] += 1;
+        }
+        assert_eq!(counts[1] + counts[3], 0);
+        assert!(counts[0] > 3000, "{counts:?}");
     }
 }

@@ -253,13 +253,41 @@ pub(crate) fn load_model_bytes<B: Backend, M: Module<B>>(
         .validate(true);
     let applied = model.load_from(&mut store).map_err(|e| {
         bad(format!(
-            "the weights do not fit this model ({e}); resume with the config the run was started with"
+            "the weights do not fit this model ({e}); use the config the run was trained with"
         ))
     })?;
-    if !applied.missing.is_empty() || !applied.errors.is_empty() || !applied.unused.is_empty() {
+    // Burn 0.21 loads a norm's `weight`/`bias` (PyTorch's names) into `gamma`/`beta` but still
+    // lists them as unused; they were used when their Burn name was applied.
+    let unused: Vec<&String> = applied
+        .unused
+        .iter()
+        .filter(|name| {
+            let burn_name = name
+                .strip_suffix(".weight")
+                .map(|p| format!("{p}.gamma"))
+                .or_else(|| name.strip_suffix(".bias").map(|p| format!("{p}.beta")));
+            !burn_name.is_some_and(|b| applied.applied.contains(&b))
+        })
+        .collect();
+    if !applied.missing.is_empty() || !applied.errors.is_empty() || !unused.is_empty() {
+        let list = |names: Vec<String>| {
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
         return Err(bad(format!(
-            "the weights do not fit this model (missing {:?}, unexpected {:?}, errors {:?}); resume with the config the run was started with",
-            applied.missing, applied.unused, applied.errors
+            "the weights do not fit this model (missing: {}; unexpected: {}; errors: {}); use the config the run was trained with",
+            list(
+                applied
+                    .missing
+                    .iter()
+                    .map(|(path, _)| path.clone())
+                    .collect()
+            ),
+            list(unused.iter().map(|s| s.to_string()).collect()),
+            list(applied.errors.iter().map(|e| e.to_string()).collect()),
         )));
     }
     Ok(())
@@ -899,8 +927,13 @@ fn shape_settings(config: &ExperimentConfig) -> Vec<(&'static str, String)> {
         ("model.hidden_dim", m.hidden_dim.to_string()),
         ("model.num_layers", m.num_layers.to_string()),
     ];
-    if m.model_type == ModelType::Vae {
-        settings.push(("model.latent_dim", m.latent_dim.to_string()));
+    match m.model_type {
+        ModelType::Vae => settings.push(("model.latent_dim", m.latent_dim.to_string())),
+        // Its position embeddings span the longest molecule.
+        ModelType::Diffusion => {
+            settings.push(("data.max_length", config.data.max_length.to_string()))
+        }
+        _ => {}
     }
     settings
 }
@@ -972,12 +1005,12 @@ fn flatten_config(config: &ExperimentConfig) -> Vec<(String, HParam)> {
     out
 }
 
-/// One histogram per parameter tensor, named as in the safetensors file.
+/// One histogram per parameter tensor, named as in the safetensors file (PyTorch's names).
 fn log_weights<B: Backend, M: Module<B>>(
     logger: &mut ExperimentLogger,
     model: &M,
 ) -> Result<(), TrainError> {
-    for snapshot in model.collect(None, None, false) {
+    for snapshot in model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false) {
         let name = snapshot.full_path();
         let data = snapshot
             .to_data()

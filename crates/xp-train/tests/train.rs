@@ -320,13 +320,12 @@ fn an_output_dir_that_cannot_be_made_fails_before_the_data_is_read() {
 #[test]
 fn unavailable_models_and_devices_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    for model in ["diffusion", "gnn"] {
-        let err = train(&tiny_config(dir.path(), model, &[]), &quiet()).unwrap_err();
-        assert!(
-            err.to_string().contains("not available yet"),
-            "{model}: {err}"
-        );
-    }
+    let err = train(&tiny_config(dir.path(), "gnn", &[]), &quiet()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not available yet; use \"autoregressive\", \"vae\" or \"diffusion\""),
+        "{err}"
+    );
     if !cfg!(feature = "cuda") {
         let err = train(&tiny_config(dir.path(), "vae", &["device=cuda"]), &quiet()).unwrap_err();
         assert!(matches!(err, TrainError::Device(_)), "{err}");
@@ -614,4 +613,55 @@ fn a_run_is_sampled_again_from_its_checkpoints_alone() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn a_diffusion_run_trains_resumes_exactly_and_samples_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(
+        dir.path(),
+        "diffusion",
+        &["training.epochs=2", "model.diffusion_steps=8"],
+    );
+    let straight = train(&config, &quiet()).unwrap();
+    assert_eq!(straight.finish, Finish::Completed);
+    let loss = straight.best_val_loss.unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{loss}");
+
+    // Interrupted mid-epoch and resumed: the same weights, so every random mask was seeded.
+    let stopped = train(
+        &config,
+        &TrainOptions {
+            stop_at_step: Some(4),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(stopped.finish, Finish::Interrupted);
+    let resumed = train(&config, &resuming(&stopped.run_dir)).unwrap();
+    assert!(last_weights(&straight) == last_weights(&resumed));
+    assert_eq!(straight.best_val_loss, resumed.best_val_loss);
+
+    // Samples: no special tokens, at most max_length tokens, drawn again from the checkpoint.
+    let samples = samples_file(&straight.run_dir);
+    assert_eq!(samples.len(), 16);
+    let drawn = generate(&straight.run_dir, &GenerateOptions::default(), |_| {}).unwrap();
+    assert_eq!(drawn.smiles, samples);
+    for smiles in &samples {
+        assert!(!smiles.contains('<'), "{smiles}");
+        let tokens = xp_chem::tokenize(smiles).unwrap();
+        assert!(tokens.len() <= 60, "{smiles}");
+    }
+
+    // A resumed diffusion run keeps its length: data.max_length shapes its weights.
+    let mut longer = config.clone();
+    longer.data.max_length = 80;
+    longer.training.epochs = 3;
+    let err = train(&longer, &resuming(&straight.run_dir))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data.max_length is 80 here and 60 in the run"),
+        "{err}"
+    );
 }
