@@ -1,5 +1,6 @@
-//! `cargo xtask bench train`: tokens/s of both models on the CPU backends (Flex and NdArray,
-//! measured on the same LSTM steps), where a training step's time goes, our own logging and
+//! `cargo xtask bench train`: tokens/s of each model on the CPU backends (Flex and NdArray,
+//! measured on the same steps; the diffusion model with `data.max_length = 60`, the MOSES
+//! setting, as its cost grows with that length), where a training step's time goes, our own logging and
 //! checkpointing overhead (target: at most 2%), and the validity the default run reaches. With
 //! `--features cuda` on a machine with a GPU, the same on CUDA.
 
@@ -23,7 +24,7 @@ fn config(model: &str, work: &Path, rows: usize) -> anyhow::Result<ExperimentCon
     let data = crate::root().join("fixtures/data");
     let train = head_csv(&data.join("train.csv"), rows, work)?;
     let val = head_csv(&data.join("val.csv"), rows / 10, work)?;
-    let sets = [
+    let mut sets = vec![
         format!("model.model_type={model}"),
         format!("data.train_path={}", train.display()),
         format!("data.val_path={}", val.display()),
@@ -31,6 +32,9 @@ fn config(model: &str, work: &Path, rows: usize) -> anyhow::Result<ExperimentCon
         "training.epochs=1".to_owned(),
         "training.sample_size=64".to_owned(),
     ];
+    if model == "diffusion" {
+        sets.push("data.max_length=60".to_owned());
+    }
     let mut config = create_config(None, &sets)?;
     config.data.test_path = None;
     Ok(config)
@@ -70,7 +74,7 @@ pub fn train() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let mut ratios = Vec::new();
-    for model in ["autoregressive", "vae"] {
+    for model in ["autoregressive", "vae", "diffusion"] {
         let config = config(model, work.path(), rows)?;
         println!("{model}:");
         let flex = run(&config, Engine::Flex)?;

@@ -34,6 +34,9 @@ pub struct SampleArgs {
     /// Where to run the model: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: Device,
+    /// Diffusion models only: denoising steps (default: the run's model.diffusion_steps).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    diffusion_steps: Option<u32>,
     /// Write the SMILES to this file (replaced whole, only once all are drawn) instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     out: Option<PathBuf>,
@@ -71,6 +74,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
             Which::Last => Pick::Last,
         }),
         device: args.device,
+        diffusion_steps: args.diffusion_steps,
     };
     // indicatif hides the bar by itself when stderr is not a terminal.
     let bar = ProgressBar::new(0).with_style(

@@ -316,6 +316,13 @@ fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("is not a run directory"), "{stderr}");
     assert!(stderr.contains("its one run is"), "{stderr}");
+    let out = sample(&[run, "--diffusion-steps", "4"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("diffusion models only"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = sample(&[run, "--temperature", "0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -42,6 +42,8 @@ pub struct GenerateOptions {
     pub pick: Option<Pick>,
     /// Where to run the model: `auto` (the default) takes CUDA when built in and usable.
     pub device: Device,
+    /// Diffusion models only: denoising steps (the run's `model.diffusion_steps` by default).
+    pub diffusion_steps: Option<u32>,
 }
 
 /// Molecules drawn by [`generate`], and where from.
@@ -98,6 +100,21 @@ pub fn generate(
             "the temperature must be a positive number, got {temperature}"
         )));
     }
+    let diffusion_steps = match options.diffusion_steps {
+        Some(_) if config.model.model_type != ModelType::Diffusion => {
+            return Err(TrainError::Other(format!(
+                "diffusion steps apply to diffusion models only; this run's model is {}",
+                config.model.model_type
+            )));
+        }
+        Some(0) => {
+            return Err(TrainError::Other(
+                "diffusion steps must be at least 1".to_owned(),
+            ));
+        }
+        Some(steps) => steps,
+        None => config.model.diffusion_steps,
+    };
     let draw = Draw {
         config: &config,
         vocab: &state.vocabulary,
@@ -106,6 +123,7 @@ pub fn generate(
         count,
         temperature,
         seed: options.seed.unwrap_or(config.seed),
+        diffusion_steps: diffusion_steps as usize,
     };
     let (engine, device) = select(options.device)?;
     let smiles = match engine {
@@ -181,6 +199,7 @@ struct Draw<'a> {
     count: usize,
     temperature: f64,
     seed: u64,
+    diffusion_steps: usize,
 }
 
 impl Draw<'_> {
@@ -215,10 +234,8 @@ impl Draw<'_> {
                 Ok(self.batches(&model, device, progress))
             }
             ModelType::Diffusion => {
-                let (max_tokens, steps) = (
-                    self.config.data.max_length as usize,
-                    m.diffusion_steps as usize,
-                );
+                let (max_tokens, steps) =
+                    (self.config.data.max_length as usize, self.diffusion_steps);
                 let mut model = with_backend_seed::<B, _>(device, init, || {
                     SmilesDiffusion::<B>::new(
                         vocab, hidden, layers, m.dropout, max_tokens, steps, device,

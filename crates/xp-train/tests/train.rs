@@ -602,6 +602,15 @@ fn a_run_is_sampled_again_from_its_checkpoints_alone() {
         err.contains("temperature must be a positive number"),
         "{err}"
     );
+    let steps = GenerateOptions {
+        diffusion_steps: Some(4),
+        ..Default::default()
+    };
+    let err = generate(run, &steps, |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("diffusion models only; this run's model is autoregressive"),
+        "{err}"
+    );
 
     // A damaged checkpoint is named, not used.
     let weights = best.join(MODEL_FILE);
@@ -647,6 +656,13 @@ fn a_diffusion_run_trains_resumes_exactly_and_samples_again() {
     assert_eq!(samples.len(), 16);
     let drawn = generate(&straight.run_dir, &GenerateOptions::default(), |_| {}).unwrap();
     assert_eq!(drawn.smiles, samples);
+    let fewer_steps = GenerateOptions {
+        diffusion_steps: Some(2),
+        ..Default::default()
+    };
+    let quick = generate(&straight.run_dir, &fewer_steps, |_| {}).unwrap();
+    assert_eq!(quick.smiles.len(), 16);
+    assert_ne!(quick.smiles, samples);
     for smiles in &samples {
         assert!(!smiles.contains('<'), "{smiles}");
         let tokens = xp_chem::tokenize(smiles).unwrap();
