@@ -198,11 +198,20 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
         table.add_row(row);
     }
     println!("\n{table}");
-    let output_dir = &configs[0].output_dir;
-    println!(
-        "\ncompare them: cargo xtask results --dir {output_dir} top --metric best_val_loss --mode min -n {n}"
-    );
-    println!("look at them: tensorboard --logdir {output_dir}");
+    // Usually one output folder; a sweep over output_dir has several.
+    let mut output_dirs: Vec<&str> = Vec::new();
+    for c in &configs {
+        if !output_dirs.contains(&c.output_dir.as_str()) {
+            output_dirs.push(&c.output_dir);
+        }
+    }
+    println!();
+    for output_dir in output_dirs {
+        println!(
+            "compare them: cargo xtask results --dir {output_dir} top --metric best_val_loss --mode min -n {n}"
+        );
+        println!("look at them: tensorboard --logdir {output_dir}");
+    }
     let failed = done.iter().filter(|d| d.is_err()).count();
     if failed > 0 {
         bail!("{failed} of the sweep's {n} runs failed");
