@@ -81,16 +81,7 @@ pub fn from_toml_str(
     name: &str,
     base_dir: &Path,
 ) -> Result<ExperimentConfig, ConfigError> {
-    let none: [&str; 0] = [];
-    build(
-        name.to_owned(),
-        text.to_owned(),
-        normalize(base_dir),
-        None,
-        &none,
-        &BTreeMap::new(),
-        Checks::ALL_FROM_TEXT,
-    )
+    from_text(text, name, base_dir, Checks::ALL_FROM_TEXT)
 }
 
 /// [`from_toml_str`] for a config a run saved (a checkpoint's): every rule is checked except
@@ -101,6 +92,19 @@ pub fn from_saved_toml(
     name: &str,
     base_dir: &Path,
 ) -> Result<ExperimentConfig, ConfigError> {
+    let checks = Checks {
+        data_files: false,
+        ..Checks::ALL_FROM_TEXT
+    };
+    from_text(text, name, base_dir, checks)
+}
+
+fn from_text(
+    text: &str,
+    name: &str,
+    base_dir: &Path,
+    checks: Checks,
+) -> Result<ExperimentConfig, ConfigError> {
     let none: [&str; 0] = [];
     build(
         name.to_owned(),
@@ -109,10 +113,7 @@ pub fn from_saved_toml(
         None,
         &none,
         &BTreeMap::new(),
-        Checks {
-            from_user_text: true,
-            data_files: false,
-        },
+        checks,
     )
 }
 
