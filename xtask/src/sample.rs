@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use xp_config::Device;
 use xp_train::{GenerateOptions, Pick};
 
-use crate::train::{newest_run_inside, shown};
+use crate::train::{newest_run_hint, shown};
 
 #[derive(clap::Args)]
 pub struct SampleArgs {
@@ -164,12 +164,9 @@ fn with_run_hint(err: xp_train::TrainError, path: &Path) -> anyhow::Error {
     let not_a_run = matches!(err, xp_train::TrainError::Sample { .. })
         && !path.join(xp_train::CHECKPOINTS_DIR).exists()
         && !path.join(xp_ckpt::META_FILE).exists();
-    let hint = match newest_run_inside(path) {
-        Some((1, newest)) if not_a_run => format!("; its one run is {}", newest.display()),
-        Some((n, newest)) if not_a_run => {
-            format!("; the newest of its {n} runs is {}", newest.display())
-        }
-        _ => String::new(),
-    };
+    let hint = not_a_run
+        .then(|| newest_run_hint(path))
+        .flatten()
+        .unwrap_or_default();
     anyhow::anyhow!("{err}{hint}")
 }

@@ -38,13 +38,8 @@ pub fn run(
             }
             let path = run_dir.join(xp_log::CONFIG_FILE);
             if !path.is_file() {
-                let hint = match newest_run_inside(run_dir) {
-                    Some((1, newest)) => format!("; its one run is {}", newest.display()),
-                    Some((n, newest)) => {
-                        format!("; the newest of its {n} runs is {}", newest.display())
-                    }
-                    None => "; pass the folder `cargo xtask train` printed".to_owned(),
-                };
+                let hint = newest_run_hint(run_dir)
+                    .unwrap_or_else(|| "; pass the folder `cargo xtask train` printed".to_owned());
                 bail!(
                     "{} is not a run directory (no {}){hint}",
                     run_dir.display(),
@@ -141,7 +136,8 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut done: Vec<Result<TrainOutcome, String>> = Vec::new();
+    // One entry per run started: its outcome, or None when it failed (reported as it happened).
+    let mut done: Vec<Option<TrainOutcome>> = Vec::new();
     for (i, (combo, config)) in combos.iter().zip(&configs).enumerate() {
         eprintln!("\n[sweep {}/{n}] {}", i + 1, combo.join(" "));
         match xp_train::train(config, &options) {
@@ -153,14 +149,14 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
                     finish_word(outcome.finish),
                     shown(&outcome.run_dir)
                 );
-                done.push(Ok(outcome));
+                done.push(Some(outcome));
                 if interrupted {
                     break;
                 }
             }
             Err(err) => {
                 eprintln!("[sweep {}/{n}] failed: {err:#}", i + 1);
-                done.push(Err(format!("{err:#}")));
+                done.push(None);
             }
         }
     }
@@ -183,7 +179,7 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
                 .set_alignment(CellAlignment::Right)
         };
         match done.get(i) {
-            Some(Ok(o)) => {
+            Some(Some(o)) => {
                 row.push(number(o.best_val_loss));
                 row.push(number(o.metrics.as_ref().map(|m| m.validity)));
                 let mut run = shown(&o.run_dir);
@@ -192,7 +188,7 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
                 }
                 row.push(Cell::new(run));
             }
-            Some(Err(_)) => row.extend([number(None), number(None), Cell::new("failed (above)")]),
+            Some(None) => row.extend([number(None), number(None), Cell::new("failed (above)")]),
             None => row.extend([number(None), number(None), Cell::new("not run")]),
         }
         table.add_row(row);
@@ -212,7 +208,7 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
         );
         println!("look at them: tensorboard --logdir {output_dir}");
     }
-    let failed = done.iter().filter(|d| d.is_err()).count();
+    let failed = done.iter().filter(|d| d.is_none()).count();
     if failed > 0 {
         bail!("{failed} of the sweep's {n} runs failed");
     }
@@ -287,9 +283,18 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
     println!("\nlook at it: tensorboard --logdir {}", shown(logdir));
 }
 
+/// `; its one run is R` or `; the newest of its N runs is R` when `dir` holds runs (an output
+/// folder given where a run directory belongs).
+pub(crate) fn newest_run_hint(dir: &Path) -> Option<String> {
+    Some(match newest_run_inside(dir)? {
+        (1, newest) => format!("; its one run is {}", newest.display()),
+        (n, newest) => format!("; the newest of its {n} runs is {}", newest.display()),
+    })
+}
+
 /// The run directories directly inside `dir` (an output folder passed to `--resume` by mistake):
 /// how many, and the one started last (its `config.toml` is written once, when it starts).
-pub(crate) fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
+fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
     let runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|entry| {
