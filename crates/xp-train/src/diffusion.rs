@@ -18,7 +18,7 @@ use xp_chem::Vocabulary;
 
 use crate::models::{Batch, Loss, SmilesModel};
 use crate::rng::Rng;
-use crate::sample::draw_token;
+use crate::sample::{draw_token, to_host};
 
 /// Smallest masking probability drawn in training: the `1/t` weight stays bounded.
 const MIN_T: f64 = 1e-3;
@@ -162,11 +162,7 @@ impl<B: Backend> SmilesModel<B> for SmilesDiffusion<B> {
                 Tensor::<B, 2, Int>::from_data(TensorData::new(rows.clone(), [n, length]), device);
             let logits = self.denoise(input);
             let vocab = logits.dims()[2];
-            let logits: Vec<f32> = logits
-                .into_data()
-                .convert::<f32>()
-                .into_vec()
-                .expect("float logits");
+            let logits = to_host(logits);
             // From masking level step/S to (step-1)/S: each masked position is revealed with
             // probability 1/step (all at the last step).
             for (position, token) in rows.iter_mut().enumerate() {

@@ -44,11 +44,7 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
         let (logits, next) = model.step(tokens, state, latent.as_ref());
         state = next;
         let vocab_size = logits.dims()[1];
-        let logits: Vec<f32> = logits
-            .into_data()
-            .convert::<f32>()
-            .into_vec()
-            .expect("float logits");
+        let logits = to_host(logits);
         for (row, row_logits) in logits.chunks(vocab_size).enumerate() {
             if done[row] {
                 current[row] = Vocabulary::PAD_ID as i64;
@@ -67,6 +63,15 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
         }
     }
     out
+}
+
+/// A float tensor's values on the host, row-major, for drawing tokens there.
+pub(crate) fn to_host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("a float tensor converted to f32 holds f32")
 }
 
 /// One draw from softmax(logits / temperature). Special tokens other than `<eos>` (and `<pad>`
