@@ -1,12 +1,10 @@
 //! `cargo xtask chem canon|metrics|draw`: the chemistry from the terminal.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use flate2::read::GzDecoder;
 
 use crate::oracle::as_strs;
 
@@ -19,7 +17,7 @@ pub enum ChemCommand {
         why: bool,
     },
     /// MOSES generation metrics of the SMILES in a file (one per line, or a CSV with a `smiles`
-    /// column in any case; `.gz` files are decompressed).
+    /// column in any case; gzip-compressed files are decompressed).
     Metrics {
         #[arg(long)]
         generated: PathBuf,
@@ -53,25 +51,16 @@ pub enum Format {
     Json,
 }
 
-/// SMILES of a file (gzip-compressed when its name ends in `.gz`, as MOSES ships its splits): one
+/// SMILES of a file (gzip-compressed or not, whatever its name: `xp_train::open_data_file`): one
 /// per line, a `smiles` header line skipped, or a CSV whose header has a `smiles` column (any
 /// case). A SMILES never holds a comma, so a first line with one is a CSV header. A SMILES that is
 /// not UTF-8 text is kept as an invalid one (its bad bytes replaced), with a warning naming its
 /// line, so validity still counts it.
 fn read_smiles(path: &Path) -> anyhow::Result<Vec<String>> {
-    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut bytes = Vec::new();
-    let read = if path.extension().is_some_and(|e| e == "gz") {
-        GzDecoder::new(file).read_to_end(&mut bytes)
-    } else {
-        BufReader::new(file).read_to_end(&mut bytes)
-    };
-    read.with_context(|| {
-        format!(
-            "reading {} (a gzip-compressed file needs a name ending in .gz)",
-            path.display()
-        )
-    })?;
+    xp_train::open_data_file(path)
+        .and_then(|mut input| input.read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
     // (1-based line, field) of every SMILES.
     let mut fields: Vec<(u64, &[u8])> = Vec::new();
     let first = String::from_utf8_lossy(bytes.split(|&b| b == b'\n').next().unwrap_or_default());

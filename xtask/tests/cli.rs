@@ -962,20 +962,26 @@ fn chem_metrics_reads_csv_columns_and_gzip_and_refuses_empty_sets() {
         (m["count"].as_u64(), m["validity"].as_f64()),
         (Some(3), Some(2.0 / 3.0))
     );
-    // MOSES ships its splits gzip-compressed.
-    let gz = dir.path().join("train.csv.gz");
+    // MOSES ships its splits gzip-compressed; the content decides, not the name.
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, b"SMILES\nOCC\nCCN\n").unwrap();
-    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-    let out = metrics(&[
-        "--generated",
-        csv.to_str().unwrap(),
-        "--train",
-        gz.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(m["novelty"], 0.5, "CCO is in the training set as OCC");
+    let packed = enc.finish().unwrap();
+    for name in ["train.csv.gz", "packed_but_named.csv"] {
+        let gz = dir.path().join(name);
+        std::fs::write(&gz, &packed).unwrap();
+        let out = metrics(&[
+            "--generated",
+            csv.to_str().unwrap(),
+            "--train",
+            gz.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            m["novelty"], 0.5,
+            "{name}: CCO is in the training set as OCC"
+        );
+    }
 
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "").unwrap();

@@ -2,8 +2,11 @@
 //! parse as molecules or are longer than `max_length` tokens are skipped and counted, with the
 //! first few line numbers, so a user can find them.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use flate2::read::MultiGzDecoder;
 use rayon::prelude::*;
 use xp_chem::{Vocabulary, tokenize};
 
@@ -76,7 +79,33 @@ pub struct SmilesFile {
     pub report: LoadReport,
 }
 
-/// Reads `column` of the CSV at `path` (gzip-compressed when the name ends in `.gz`). A column
+/// Opens a data file, decompressing it when it is gzip. Its first bytes decide, not its name: MOSES
+/// ships `.csv.gz`, and a file unpacked or packed without renaming must still read as what it is.
+pub fn open_data_file(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    let mut file = BufReader::new(File::open(path)?);
+    let gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(Gzip(MultiGzDecoder::new(file)))
+    } else {
+        Box::new(file)
+    })
+}
+
+/// A gzip stream whose errors say so: flate2's own ("incomplete deflate stream") do not.
+struct Gzip<R>(MultiGzDecoder<R>);
+
+impl<R: BufRead> Read for Gzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("the gzip data is cut short or corrupt ({e})"),
+            )
+        })
+    }
+}
+
+/// Reads `column` of the CSV at `path` (gzip-compressed or not, see [`open_data_file`]). A column
 /// whose name differs only in case is accepted (the MOSES files say `SMILES`, ours `smiles`).
 /// Returns the column's actual name and its `(line, value)` rows; a value that is not UTF-8 text
 /// is an `Err` saying so (the row is skipped as invalid; other columns may hold any bytes).
@@ -85,13 +114,7 @@ pub fn read_column(path: &Path, column: &str) -> Result<(String, Vec<Row>), Trai
         path: path.to_path_buf(),
         problem,
     };
-    let file = std::fs::File::open(path).map_err(|e| file_error(format!("cannot open: {e}")))?;
-    // MOSES ships gzip-compressed CSV; read it as is.
-    let input: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::GzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
+    let input = open_data_file(path).map_err(|e| file_error(format!("cannot open: {e}")))?;
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let headers = reader
         .headers()
@@ -119,7 +142,10 @@ pub fn read_column(path: &Path, column: &str) -> Result<(String, Vec<Row>), Trai
         })?;
     let mut rows = Vec::new();
     for record in reader.byte_records() {
-        let record = record.map_err(|e| file_error(format!("bad CSV: {e}")))?;
+        let record = record.map_err(|e| match e.kind() {
+            csv::ErrorKind::Io(io) => file_error(format!("cannot read: {io}")),
+            _ => file_error(format!("bad CSV: {e}")),
+        })?;
         let line = record.position().map_or(0, |p| p.line());
         let value = std::str::from_utf8(record.get(index).unwrap_or_default())
             .map(|text| text.trim().to_owned())
@@ -239,4 +265,56 @@ pub fn encode_all(vocab: &Vocabulary, file: &mut SmilesFile) -> Vec<Vec<u32>> {
         .collect();
     file.report.unknown_tokens = unknown;
     encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::{Compression, write::GzEncoder};
+
+    use super::*;
+
+    fn gzip(text: &str) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn a_data_file_is_decompressed_by_its_content_not_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "smiles\nCCO\nc1ccccc1\n";
+        let files = [
+            ("packed.csv.gz", gzip(csv)),
+            ("packed_but_named.csv", gzip(csv)),
+            ("unpacked_but_named.csv.gz", csv.as_bytes().to_vec()),
+        ];
+        for (name, bytes) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let (column, rows) = read_column(&path, "smiles").unwrap();
+            assert_eq!(column, "smiles", "{name}");
+            let smiles: Vec<_> = rows.into_iter().map(|(_, s)| s.unwrap()).collect();
+            assert_eq!(smiles, ["CCO", "c1ccccc1"], "{name}");
+        }
+    }
+
+    #[test]
+    fn a_cut_short_gzip_file_is_an_error_that_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: String = (0..2000)
+            .map(|i| format!("C{}O\n", "C".repeat(i % 40)))
+            .collect();
+        let packed = gzip(&format!("smiles\n{rows}"));
+        let path = dir.path().join("cut.csv.gz");
+        std::fs::write(&path, &packed[..packed.len() / 2]).unwrap();
+        let message = read_column(&path, "smiles").unwrap_err().to_string();
+        assert!(message.contains("cut.csv.gz"), "{message}");
+        assert!(
+            message.contains("gzip data is cut short or corrupt"),
+            "{message}"
+        );
+        assert!(!message.contains("bad CSV"), "{message}");
+    }
 }

@@ -18,7 +18,7 @@ mod train;
 use burn::backend::Autodiff;
 use xp_config::{Device, ExperimentConfig, ModelType};
 
-pub use data::{LoadReport, Skipped, load_smiles};
+pub use data::{LoadReport, Skipped, load_smiles, open_data_file};
 pub use device::{Engine, cuda_devices, select};
 pub use diffusion::{SmilesDiffusion, attention_heads};
 pub use error::TrainError;
