@@ -25,7 +25,8 @@ pub struct SampleArgs {
     #[arg(long, value_enum)]
     checkpoint: Option<Which>,
     /// Softmax temperature, above 0 (default: the run's training.temperature).
-    #[arg(long)]
+    // A negative value reaches the check below, which says what is allowed.
+    #[arg(long, allow_negative_numbers = true)]
     temperature: Option<f64>,
     /// Seed of the draw (default: the run's seed; with the run's settings and count, the best
     /// checkpoint draws the run's samples.txt again).

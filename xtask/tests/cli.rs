@@ -310,7 +310,8 @@ fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
         stderr.contains("score them: cargo xtask chem metrics --generated gen.txt --train "),
         "{stderr}"
     );
-    // Mistakes: the output folder for the run, a temperature of 0, a folder that is not there.
+    // Mistakes: the output folder for the run, a temperature of 0 or below, a folder that is not
+    // there.
     let out = sample(&["results"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
@@ -323,13 +324,15 @@ fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
         "{}",
         text(&out.stderr)
     );
-    let out = sample(&[run, "--temperature", "0"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("above 0"),
-        "{}",
-        text(&out.stderr)
-    );
+    for temperature in ["0", "-0.5"] {
+        let out = sample(&[run, "--temperature", temperature]);
+        assert_eq!(out.status.code(), Some(1), "{temperature}");
+        assert!(
+            text(&out.stderr).contains("--temperature must be a number above 0"),
+            "{temperature}: {}",
+            text(&out.stderr)
+        );
+    }
     let out = sample(&[run, "-o", "nowhere/gen.txt"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

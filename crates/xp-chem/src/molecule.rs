@@ -69,6 +69,21 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, Che
     }
 }
 
+/// `text` with control characters escaped (`\u{0}`, `\t`): the engine quotes the offending
+/// character of the input, and a NUL or a carriage return printed raw is invisible or garbles the
+/// terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped = c.is_control().then(|| c.escape_default());
+            escaped
+                .into_iter()
+                .flatten()
+                .chain((!c.is_control()).then_some(c))
+        })
+        .collect()
+}
+
 impl Molecule {
     /// Parses and sanitizes `smiles` as RDKit's `MolFromSmiles` does.
     pub fn parse(smiles: &str) -> Result<Self, ChemError> {
@@ -78,7 +93,7 @@ impl Molecule {
         if smiles.len() > MAX_SMILES_LEN {
             return Err(ChemError::TooLong { len: smiles.len() });
         }
-        guarded(|| cosmolkit::Molecule::from_smiles(smiles).map_err(|e| e.to_string()))
+        guarded(|| cosmolkit::Molecule::from_smiles(smiles).map_err(|e| printable(&e.to_string())))
             .map(|inner| Molecule { inner })
     }
 

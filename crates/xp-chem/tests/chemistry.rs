@@ -47,6 +47,16 @@ fn valid_and_invalid_smiles() {
 }
 
 #[test]
+fn an_error_shows_control_characters_escaped() {
+    // (A tab or a space ends the SMILES, as in RDKit: what follows is the molecule's name.)
+    for (smiles, shown) in [("C\0C", "\\u{0}"), ("C\rC", "\\r"), ("C\nC", "\\n")] {
+        let message = canonical_smiles(smiles).unwrap_err().to_string();
+        assert!(message.contains(shown), "{smiles:?}: {message}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+}
+
+#[test]
 fn canonical_forms_agree_across_spellings() {
     assert_eq!(
         canonical_smiles("OCC").unwrap(),
