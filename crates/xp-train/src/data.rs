@@ -42,12 +42,13 @@ pub struct LoadReport {
 impl LoadReport {
     /// One line for the console: `train.csv: 20000 rows, 19990 kept, 3 invalid (lines 5, 9, ..), 7 too long`.
     pub fn summary(&self) -> String {
-        let mut text = format!(
-            "{}: {} rows, {} kept",
-            self.path.display(),
-            self.rows,
-            self.kept
-        );
+        format!("{}: {}", self.path.display(), self.counts())
+    }
+
+    /// The counts of [`summary`](Self::summary), without the file's name.
+    fn counts(&self) -> String {
+        let plural = if self.rows == 1 { "" } else { "s" };
+        let mut text = format!("{} row{plural}, {} kept", self.rows, self.kept);
         if self.invalid > 0 {
             text.push_str(&format!(", {} invalid", self.invalid));
         }
@@ -238,7 +239,7 @@ pub fn load_smiles(
     if smiles.is_empty() {
         return Err(TrainError::Data {
             path: path.to_path_buf(),
-            problem: format!("no usable rows: {}", report.summary()),
+            problem: format!("no usable rows: {}", report.counts()),
         });
     }
     Ok(SmilesFile { smiles, report })

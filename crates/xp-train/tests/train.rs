@@ -273,13 +273,17 @@ fn bad_data_is_reported_with_file_and_lines() {
         "{summary}"
     );
 
-    let cases: [(&str, &str); 3] = [
+    let cases: [(&str, &str); 4] = [
         ("", "the file is empty"),
         (
             "name,formula\na,b\n",
             "no column `smiles` (the header has: name, formula)",
         ),
-        ("smiles\nxyz\nC1CC\n", "no usable rows"),
+        (
+            "smiles\nxyz\nC1CC\n",
+            "no usable rows: 2 rows, 0 kept, 2 invalid",
+        ),
+        ("smiles\nxyz\n", "no usable rows: 1 row, 0 kept"),
     ];
     for (text, expected) in cases {
         let path = dir.path().join("bad.csv");
@@ -291,6 +295,11 @@ fn bad_data_is_reported_with_file_and_lines() {
         assert!(
             shown.contains(&path.display().to_string()) && shown.contains(expected),
             "{shown}"
+        );
+        assert_eq!(
+            shown.matches(&path.display().to_string()).count(),
+            1,
+            "the file is named once: {shown}"
         );
     }
 }
