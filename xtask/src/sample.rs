@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use xp_config::Device;
+use xp_config::{Device, DiffusionOrder};
 use xp_train::{GenerateOptions, Pick};
 
 use crate::train::{newest_run_hint, shown};
@@ -38,6 +38,10 @@ pub struct SampleArgs {
     /// Diffusion models only: denoising steps (default: the run's model.diffusion_steps).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     diffusion_steps: Option<u32>,
+    /// Diffusion models only: which masked positions each step reveals (default: the run's
+    /// model.diffusion_order).
+    #[arg(long, value_enum)]
+    diffusion_order: Option<Order>,
     /// Write the SMILES to this file (replaced whole, only once all are drawn) instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     out: Option<PathBuf>,
@@ -47,6 +51,15 @@ pub struct SampleArgs {
 enum Which {
     Best,
     Last,
+}
+
+/// `model.diffusion_order`'s values.
+#[derive(Clone, Copy, ValueEnum)]
+enum Order {
+    /// Length first, then the positions the model is surest of.
+    Confidence,
+    /// Each masked position with equal chance (MDLM's ancestral sampler).
+    Random,
 }
 
 pub fn run(args: SampleArgs) -> anyhow::Result<()> {
@@ -76,6 +89,10 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         }),
         device: args.device,
         diffusion_steps: args.diffusion_steps,
+        diffusion_order: args.diffusion_order.map(|order| match order {
+            Order::Confidence => DiffusionOrder::Confidence,
+            Order::Random => DiffusionOrder::Random,
+        }),
     };
     // indicatif hides the bar by itself when stderr is not a terminal.
     let bar = ProgressBar::new(0).with_style(

@@ -317,13 +317,15 @@ fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("is not a run directory"), "{stderr}");
     assert!(stderr.contains("its one run is"), "{stderr}");
-    let out = sample(&[run, "--diffusion-steps", "4"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("diffusion models only"),
-        "{}",
-        text(&out.stderr)
-    );
+    for diffusion_only in [["--diffusion-steps", "4"], ["--diffusion-order", "random"]] {
+        let out = sample(&[&[run][..], &diffusion_only].concat());
+        assert_eq!(out.status.code(), Some(1), "{diffusion_only:?}");
+        assert!(
+            text(&out.stderr).contains("diffusion models only"),
+            "{diffusion_only:?}: {}",
+            text(&out.stderr)
+        );
+    }
     for temperature in ["0", "-0.5"] {
         let out = sample(&[run, "--temperature", temperature]);
         assert_eq!(out.status.code(), Some(1), "{temperature}");

@@ -21,5 +21,6 @@ pub mod schema;
 pub use error::{ConfigError, Location, Violation};
 pub use file::{create_config, from_saved_toml, from_toml_str};
 pub use model::{
-    DataConfig, Device, ExperimentConfig, ModelConfig, ModelType, TOML_INT_MAX, TrainingConfig,
+    DataConfig, Device, DiffusionOrder, ExperimentConfig, ModelConfig, ModelType, TOML_INT_MAX,
+    TrainingConfig,
 };

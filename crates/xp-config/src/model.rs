@@ -59,6 +59,16 @@ pub enum ModelType {
     Gnn,
 }
 
+/// The order in which a diffusion model's sampler reveals masked positions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiffusionOrder {
+    // (No doc comments here: they would turn the schema's plain `enum` into a `oneOf`.)
+    #[default]
+    Confidence,
+    Random,
+}
+
 impl ModelType {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -113,6 +123,13 @@ pub struct ModelConfig {
     #[serde(default = "defaults::diffusion_steps")]
     #[garde(range(min = 1, max = 1000))]
     pub diffusion_steps: u32,
+    /// Diffusion only: which masked positions each sampling step reveals. `confidence` first
+    /// draws the molecule's length from the model's end-of-molecule predictions, then reveals
+    /// the positions the model is surest of (as MaskGIT): far more valid molecules. `random`
+    /// reveals each with equal chance (MDLM's ancestral sampler, true to the learned distribution).
+    #[serde(default)]
+    #[garde(skip)]
+    pub diffusion_order: DiffusionOrder,
 }
 
 /// Optimisation settings.

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use xp_ckpt::{Checkpoint, CheckpointManager, MANIFEST_FILE, META_FILE, Mode};
-use xp_config::{Device, ExperimentConfig, ModelType};
+use xp_config::{Device, DiffusionOrder, ExperimentConfig, ModelType};
 
 use crate::device::{Engine, select};
-use crate::diffusion::SmilesDiffusion;
+use crate::diffusion::{Sampling, SmilesDiffusion};
 use crate::error::TrainError;
 use crate::models::{CharRnn, SmilesModel, SmilesVae};
 use crate::rng::{Rng, Stream, with_backend_seed};
@@ -44,6 +44,9 @@ pub struct GenerateOptions {
     pub device: Device,
     /// Diffusion models only: denoising steps (the run's `model.diffusion_steps` by default).
     pub diffusion_steps: Option<u32>,
+    /// Diffusion models only: which positions each step reveals (the run's
+    /// `model.diffusion_order` by default).
+    pub diffusion_order: Option<DiffusionOrder>,
 }
 
 /// Molecules drawn by [`generate`], and where from.
@@ -100,13 +103,22 @@ pub fn generate(
             "the temperature must be a positive number, got {temperature}"
         )));
     }
-    let diffusion_steps = match options.diffusion_steps {
-        Some(_) if config.model.model_type != ModelType::Diffusion => {
+    if config.model.model_type != ModelType::Diffusion {
+        let asked = [
+            ("diffusion steps apply", options.diffusion_steps.is_some()),
+            (
+                "a diffusion order applies",
+                options.diffusion_order.is_some(),
+            ),
+        ];
+        if let Some((what, _)) = asked.iter().find(|(_, given)| *given) {
             return Err(TrainError::Other(format!(
-                "diffusion steps apply to diffusion models only; this run's model is {}",
+                "{what} to diffusion models only; this run's model is {}",
                 config.model.model_type
             )));
         }
+    }
+    let diffusion_steps = match options.diffusion_steps {
         Some(0) => {
             return Err(TrainError::Other(
                 "diffusion steps must be at least 1".to_owned(),
@@ -123,7 +135,12 @@ pub fn generate(
         count,
         temperature,
         seed: options.seed.unwrap_or(config.seed),
-        diffusion_steps: diffusion_steps as usize,
+        diffusion: Sampling {
+            steps: diffusion_steps as usize,
+            order: options
+                .diffusion_order
+                .unwrap_or(config.model.diffusion_order),
+        },
     };
     let (engine, device) = select(options.device)?;
     let smiles = match engine {
@@ -199,7 +216,7 @@ struct Draw<'a> {
     count: usize,
     temperature: f64,
     seed: u64,
-    diffusion_steps: usize,
+    diffusion: Sampling,
 }
 
 impl Draw<'_> {
@@ -234,11 +251,16 @@ impl Draw<'_> {
                 Ok(self.batches(&model, device, progress))
             }
             ModelType::Diffusion => {
-                let (max_tokens, steps) =
-                    (self.config.data.max_length as usize, self.diffusion_steps);
+                let max_tokens = self.config.data.max_length as usize;
                 let mut model = with_backend_seed::<B, _>(device, init, || {
                     SmilesDiffusion::<B>::new(
-                        vocab, hidden, layers, m.dropout, max_tokens, steps, device,
+                        vocab,
+                        hidden,
+                        layers,
+                        m.dropout,
+                        max_tokens,
+                        self.diffusion,
+                        device,
                     )
                 });
                 load_model_bytes(&mut model, self.weights, self.checkpoint)?;

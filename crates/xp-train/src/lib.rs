@@ -20,7 +20,7 @@ use xp_config::{Device, ExperimentConfig, ModelType};
 
 pub use data::{LoadReport, Skipped, load_smiles, open_data_file};
 pub use device::{Engine, cuda_devices, select};
-pub use diffusion::{SmilesDiffusion, attention_heads};
+pub use diffusion::{Sampling, SmilesDiffusion, attention_heads};
 pub use error::TrainError;
 pub use generate::{GenerateOptions, Generated, Pick, SAMPLE_BATCH, generate};
 pub use lstm::{LstmLayer, LstmState, StackedLstm};
@@ -106,9 +106,13 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
             })
         }
         ModelType::Diffusion => {
-            let (max_tokens, steps) = (config.data.max_length as usize, m.diffusion_steps as usize);
+            let max_tokens = config.data.max_length as usize;
+            let sampling = Sampling {
+                steps: m.diffusion_steps as usize,
+                order: m.diffusion_order,
+            };
             train::run::<B, SmilesDiffusion<B>>(config, options, device, device_name, |vocab, d| {
-                SmilesDiffusion::new(vocab, hidden, layers, dropout, max_tokens, steps, d)
+                SmilesDiffusion::new(vocab, hidden, layers, dropout, max_tokens, sampling, d)
             })
         }
         other => Err(TrainError::ModelNotAvailable(other.to_string())),

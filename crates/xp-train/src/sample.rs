@@ -50,7 +50,7 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
                 current[row] = Vocabulary::PAD_ID as i64;
                 continue;
             }
-            let id = draw_token(row_logits, temperature, rng, false);
+            let (id, _) = draw_token(row_logits, temperature, rng, Ends::Eos);
             if id == Vocabulary::EOS_ID {
                 done[row] = true;
             } else {
@@ -74,12 +74,29 @@ pub(crate) fn to_host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f
         .expect("a float tensor converted to f32 holds f32")
 }
 
-/// One draw from softmax(logits / temperature). Special tokens other than `<eos>` (and `<pad>`
-/// with `allow_pad`, for models that fill a fixed length) are excluded.
-pub(crate) fn draw_token(logits: &[f32], temperature: f64, rng: &mut Rng, allow_pad: bool) -> u32 {
+/// Which of the tokens that end a molecule a draw may return (`<bos>` and `<unk>` never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ends {
+    /// `<eos>`: a model that writes one token after another and stops itself.
+    Eos,
+    /// `<eos>` and `<pad>`: a model that fills a fixed length.
+    EosOrPad,
+    /// Neither: a position already known to lie inside the molecule.
+    Neither,
+}
+
+/// One draw from softmax(logits / temperature) over the tokens `ends` allows, with the drawn
+/// token's probability under that softmax.
+pub(crate) fn draw_token(
+    logits: &[f32],
+    temperature: f64,
+    rng: &mut Rng,
+    ends: Ends,
+) -> (u32, f64) {
     let allowed = |i: usize| match i as u32 {
         Vocabulary::BOS_ID | Vocabulary::UNK_ID => false,
-        Vocabulary::PAD_ID => allow_pad,
+        Vocabulary::EOS_ID => ends != Ends::Neither,
+        Vocabulary::PAD_ID => ends == Ends::EosOrPad,
         _ => true,
     };
     let max = logits
@@ -101,13 +118,18 @@ pub(crate) fn draw_token(logits: &[f32], temperature: f64, rng: &mut Rng, allow_
         .collect();
     let total: f64 = weights.iter().sum();
     let mut target = rng.next_f64() * total;
+    let mut last = 0;
     for (i, w) in weights.iter().enumerate() {
+        if *w > 0.0 {
+            last = i;
+        }
         if target < *w {
-            return i as u32;
+            return (i as u32, w / total);
         }
         target -= w;
     }
-    Vocabulary::EOS_ID
+    // Rounding left the target past the end: the last allowed token.
+    (last as u32, weights[last] / total)
 }
 
 #[cfg(test)]
@@ -116,28 +138,39 @@ mod tests {
 
     #[test]
     fn draws_follow_the_softmax_and_skip_special_tokens() {
-        // ids 0..3 are special; 2 is <eos>.
+        // ids 0..3 are special (<pad>, <bos>, <eos>, <unk>).
         let logits = [9.0, 9.0, 0.0, 9.0, 0.0, (3f32).ln()];
         let mut rng = Rng::new(3);
+        let mut draw = |temperature, ends| draw_token(&logits, temperature, &mut rng, ends);
         let mut counts = [0u32; 6];
         for _ in 0..5000 {
-            counts[draw_token(&logits, 1.0, &mut rng, false) as usize] += 1;
+            let (id, p) = draw(1.0, Ends::Eos);
+            counts[id as usize] += 1;
+            // weights: eos 1, id4 1, id5 3.
+            let expected = if id == 5 { 0.6 } else { 0.2 };
+            assert!((p - expected).abs() < 1e-6, "{id}: {p}");
         }
         assert_eq!(counts[0] + counts[1] + counts[3], 0);
-        // weights: eos 1, id4 1, id5 3.
         assert!((900..1100).contains(&counts[2]), "{counts:?}");
         assert!((2800..3200).contains(&counts[5]), "{counts:?}");
         // A low temperature is nearly greedy.
-        let greedy = (0..200)
-            .filter(|_| draw_token(&logits, 0.05, &mut rng, false) == 5)
-            .count();
+        let greedy = (0..200).filter(|_| draw(0.05, Ends::Eos).0 == 5).count();
         assert_eq!(greedy, 200);
         // Models that fill a fixed length may also write <pad> (id 0), never <bos> or <unk>.
         let mut counts = [0u32; 6];
         for _ in 0..5000 {
-            counts[draw_token(&logits, 1.0, &mut rng, true) as usize] += 1;
+            counts[draw(1.0, Ends::EosOrPad).0 as usize] += 1;
         }
         assert_eq!(counts[1] + counts[3], 0);
         assert!(counts[0] > 3000, "{counts:?}");
+        // Inside a molecule neither end is drawn: id 4 against id 5, 1 to 3.
+        let mut counts = [0u32; 6];
+        for _ in 0..4000 {
+            let (id, p) = draw(1.0, Ends::Neither);
+            counts[id as usize] += 1;
+            assert!((p - if id == 5 { 0.75 } else { 0.25 }).abs() < 1e-6);
+        }
+        assert_eq!(counts[0] + counts[1] + counts[2] + counts[3], 0);
+        assert!((900..1100).contains(&counts[4]), "{counts:?}");
     }
 }

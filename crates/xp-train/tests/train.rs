@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use xp_ckpt::Checkpoint;
-use xp_config::{ExperimentConfig, create_config};
+use xp_config::{DiffusionOrder, ExperimentConfig, create_config};
 use xp_train::{
     Finish, GenerateOptions, MODEL_FILE, Pick, TrainError, TrainOptions, TrainOutcome, generate,
     train,
@@ -620,6 +620,15 @@ fn a_run_is_sampled_again_from_its_checkpoints_alone() {
         err.contains("diffusion models only; this run's model is autoregressive"),
         "{err}"
     );
+    let order = GenerateOptions {
+        diffusion_order: Some(DiffusionOrder::Random),
+        ..Default::default()
+    };
+    let err = generate(run, &order, |_| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("a diffusion order applies to diffusion models only"),
+        "{err}"
+    );
 
     // A damaged checkpoint is named, not used.
     let weights = best.join(MODEL_FILE);
@@ -672,11 +681,22 @@ fn a_diffusion_run_trains_resumes_exactly_and_samples_again() {
     let quick = generate(&straight.run_dir, &fewer_steps, |_| {}).unwrap();
     assert_eq!(quick.smiles.len(), 16);
     assert_ne!(quick.smiles, samples);
-    for smiles in &samples {
+    // The default order draws each length first, so no molecule is empty; MDLM's random order
+    // is the other choice.
+    assert_eq!(config.model.diffusion_order, DiffusionOrder::Confidence);
+    let at_random = GenerateOptions {
+        diffusion_order: Some(DiffusionOrder::Random),
+        ..Default::default()
+    };
+    let random = generate(&straight.run_dir, &at_random, |_| {}).unwrap();
+    assert_eq!(random.smiles.len(), 16);
+    assert_ne!(random.smiles, samples);
+    for smiles in samples.iter().chain(&random.smiles) {
         assert!(!smiles.contains('<'), "{smiles}");
         let tokens = xp_chem::tokenize(smiles).unwrap();
         assert!(tokens.len() <= 60, "{smiles}");
     }
+    assert!(samples.iter().all(|s| !s.is_empty()), "{samples:?}");
 
     // A resumed diffusion run keeps its length: data.max_length shapes its weights.
     let mut longer = config.clone();
