@@ -172,12 +172,27 @@ impl<B: Backend> SmilesModel<B> for SmilesDiffusion<B> {
         let steps = self.sampling.steps;
         let mut rows = vec![mask; n * length];
         for step in (1..=steps).rev() {
-            let input =
-                Tensor::<B, 2, Int>::from_data(TensorData::new(rows.clone(), [n, length]), device);
+            // Only rows with a masked position left go through the model: rows do not see each
+            // other, and in the confidence order a row of k tokens is done after k steps.
+            let active: Vec<usize> = (0..n)
+                .filter(|&r| rows[r * length..(r + 1) * length].contains(&mask))
+                .collect();
+            if active.is_empty() {
+                break;
+            }
+            let input: Vec<i64> = active
+                .iter()
+                .flat_map(|&r| rows[r * length..(r + 1) * length].iter().copied())
+                .collect();
+            let input = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(input, [active.len(), length]),
+                device,
+            );
             let logits = self.denoise(input);
             let vocab = logits.dims()[2];
             let logits = to_host(logits);
-            for (row, row_logits) in rows.chunks_mut(length).zip(logits.chunks(length * vocab)) {
+            for (&r, row_logits) in active.iter().zip(logits.chunks(length * vocab)) {
+                let row = &mut rows[r * length..(r + 1) * length];
                 let position = |i: usize| &row_logits[i * vocab..(i + 1) * vocab];
                 match self.sampling.order {
                     DiffusionOrder::Random => reveal_at_random(
