@@ -496,6 +496,13 @@ where
     for report in &data.reports {
         say(&bar, options.progress, report.summary());
     }
+    if resumed.is_none() {
+        let longest = data.train.iter().chain(&data.val).map(Vec::len).max();
+        // Encoded rows hold <bos>, the tokens and <eos>; data.max_length counts all but <bos>.
+        if let Some(hint) = longest.and_then(|n| row_length_hint(config, n - 1)) {
+            say(&bar, options.progress, hint);
+        }
+    }
     let steps_per_epoch = data.train.len().div_ceil(t.batch_size as usize) as u64;
 
     let mut model = with_backend_seed::<B, _>(&device, Rng::derive(seed, Stream::Init, 0), || {
@@ -909,6 +916,20 @@ where
     Ok(outcome)
 }
 
+/// For a diffusion model, whose every position costs compute whether a molecule fills it or not:
+/// a note when `data.max_length` is far above what the data needs (`needed`: its longest
+/// molecule's tokens and `<eos>`), naming the setting that keeps every molecule.
+fn row_length_hint(config: &ExperimentConfig, needed: usize) -> Option<String> {
+    let max = config.data.max_length as usize;
+    (config.model.model_type == ModelType::Diffusion && needed * 5 / 4 < max).then(|| {
+        format!(
+            "note: a diffusion model computes over every position of its rows (data.max_length = \
+             {max}), but the longest molecule here needs {needed}; --set data.max_length={needed} \
+             keeps every one and runs faster"
+        )
+    })
+}
+
 /// A line above the progress bar, or on stderr when there is no bar (not a terminal).
 fn say(bar: &ProgressBar, on: bool, line: impl AsRef<str>) {
     if !on {
@@ -1058,6 +1079,23 @@ fn log_samples(logger: &mut ExperimentLogger, sampled: &[String]) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diffusion_run_far_longer_than_its_data_gets_a_hint() {
+        let config = |model: &str| {
+            let text = format!(
+                "name = \"x\"\n[model]\nmodel_type = \"{model}\"\n\
+                 [data]\ntrain_path = \"t.csv\"\nval_path = \"v.csv\"\nmax_length = 200\n"
+            );
+            xp_config::from_saved_toml(&text, "x.toml", Path::new(".")).unwrap()
+        };
+        let hint = row_length_hint(&config("diffusion"), 58).unwrap();
+        assert!(hint.contains("data.max_length = 200"), "{hint}");
+        assert!(hint.contains("--set data.max_length=58"), "{hint}");
+        // Close enough, or a model whose cost follows each molecule's own length: no note.
+        assert_eq!(row_length_hint(&config("diffusion"), 170), None);
+        assert_eq!(row_length_hint(&config("autoregressive"), 58), None);
+    }
 
     #[test]
     fn learning_rate_warms_up_then_decays_and_ignores_epochs() {
