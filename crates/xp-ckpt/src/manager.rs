@@ -123,6 +123,19 @@ impl CheckpointManager {
         Ok(manager)
     }
 
+    /// Whether a process has the checkpoint folder `dir` open to write (a run still training):
+    /// its lock is held. The probe takes a shared lock and drops it at once; a writer opening the
+    /// folder in that instant is refused as if another process had it, so do not poll this.
+    pub fn in_use(dir: impl AsRef<Path>) -> bool {
+        let Ok(lock) = File::open(dir.as_ref().join(LOCK_FILE)) else {
+            return false;
+        };
+        matches!(
+            lock.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
     /// A read-only view of the checkpoint folder `dir`: takes no lock and changes nothing, so it
     /// works while a training process has the folder open (to sample from its best checkpoint
     /// so far, say) and on folders you may not write. It lists what [`open`](Self::open) would,

@@ -196,6 +196,22 @@ fn a_second_manager_on_the_same_folder_is_refused() {
 }
 
 #[test]
+fn a_folder_is_in_use_while_a_writer_has_it_open() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!CheckpointManager::in_use(dir.path()), "no lock file yet");
+    assert!(!CheckpointManager::in_use(dir.path().join("missing")));
+    let writer = CheckpointManager::open(dir.path(), 2, "val_loss", Mode::Min).unwrap();
+    assert!(CheckpointManager::in_use(dir.path()));
+    // A read-only view takes no lock, and the probe leaves the writer's alone.
+    let _view = CheckpointManager::open_read_only(dir.path(), "val_loss", Mode::Min).unwrap();
+    assert!(CheckpointManager::in_use(dir.path()));
+    drop(writer);
+    assert!(!CheckpointManager::in_use(dir.path()));
+    // The probe holds nothing afterwards: a writer opens the folder again.
+    CheckpointManager::open(dir.path(), 2, "val_loss", Mode::Min).unwrap();
+}
+
+#[test]
 fn a_lost_or_corrupt_manifest_is_rebuilt_from_the_directories() {
     let dir = tempfile::tempdir().unwrap();
     {
