@@ -9,6 +9,7 @@ mod config;
 mod fixtures;
 mod oracle;
 mod results;
+mod runs;
 mod sample;
 mod sweep;
 mod test;
@@ -66,6 +67,8 @@ enum Command {
     Chem(chem::ChemCommand),
     /// Query a results log: list, best, top, compare.
     Results(results::ResultsArgs),
+    /// The runs in an output folder and where each stands: training, finished, resumable.
+    Runs(runs::RunsArgs),
     /// Draw SMILES from a trained run's checkpoint (best by default), one per line.
     Sample(sample::SampleArgs),
     /// Re-cut the bundled MOSES subsets in fixtures/data from ../shared/data/moses.
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
             bench::run(target)
         }
         Command::Results(args) => results::run(args),
+        Command::Runs(args) => runs::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Chem(cmd) => chem::run(cmd),
     };

@@ -252,6 +252,7 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
     let dir = tempfile::tempdir().unwrap();
     // Ctrl-C during the second epoch.
     let (child, run_dir) = start_training(dir.path());
+    assert_eq!(run_state(dir.path(), &run_dir), ("training".to_owned(), 1));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -266,8 +267,84 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
         "{stdout}"
     );
     assert!(text(&out.stderr).contains("stopping after this step"));
+    let (state, epoch) = run_state(dir.path(), &run_dir);
+    assert_eq!(state, "resumable");
+    assert!((1..3).contains(&epoch), "{epoch}");
     resume_to_the_end(dir.path(), &run_dir);
+    assert_eq!(run_state(dir.path(), &run_dir), ("finished".to_owned(), 3));
+    let table = xtask_in(dir.path(), &["runs"]);
+    let shown = text(&table.stdout);
+    for column in ["finished", "3/3", "autoregressive", "%"] {
+        assert!(shown.contains(column), "{shown}");
+    }
     sample_the_finished_run(dir.path(), &run_dir);
+}
+
+/// `xtask runs --format json` on `dir/results`: the state and saved epochs of `run_dir`.
+fn run_state(dir: &Path, run_dir: &Path) -> (String, u64) {
+    let out = xtask_in(dir, &["runs", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runs: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = &runs[0];
+    assert!(run_dir.ends_with(run["run_dir"].as_str().unwrap()), "{run}");
+    let stderr = text(&out.stderr);
+    let resumable = run["state"] == "resumable";
+    assert_eq!(
+        stderr.contains("go on with a stopped run: cargo xtask train --resume"),
+        resumable,
+        "{stderr}"
+    );
+    (
+        run["state"].as_str().unwrap().to_owned(),
+        run["epoch"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn runs_reports_a_run_without_checkpoints_and_skips_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started_20261129_101010");
+    std::fs::create_dir(&started).unwrap();
+    std::fs::copy(
+        root().join("fixtures/configs/default.toml"),
+        started.join("config.toml"),
+    )
+    .unwrap();
+    let broken = dir.path().join("broken_20261129_101011");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("config.toml"), "name = ").unwrap();
+    std::fs::create_dir(dir.path().join("not_a_run")).unwrap();
+    let out = xtask(&["runs", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&run["state"], &run["epoch"], &run["epochs"]),
+        (&"no_checkpoint".into(), &0.into(), &2.into())
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("warning: skipped {}", broken.display())),
+        "{stderr}"
+    );
+    let out = xtask(&["runs", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no run directories in"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn xtask_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 /// `xtask sample` on the tiny experiment's finished run.

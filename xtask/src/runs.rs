@@ -1,0 +1,220 @@
+//! `cargo xtask runs [DIR]`: every run directory in an output folder and where it stands, so a
+//! user finds which runs finished, which still train and which to `--resume`. The results log
+//! holds only finished runs; this reads the run directories themselves.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use clap::ValueEnum;
+use comfy_table::{Cell, CellAlignment, Table, presets};
+use serde::Serialize;
+use xp_ckpt::{CheckpointManager, Mode};
+use xp_results::{ResultsError, ResultsTracker};
+
+#[derive(clap::Args)]
+pub struct RunsArgs {
+    /// Output folder holding the run directories (the config's `output_dir`).
+    #[arg(default_value = "results")]
+    dir: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum State {
+    /// A process holds its checkpoint folder.
+    Training,
+    /// Every epoch ran and its result is in the log.
+    Finished,
+    /// Early stopping ended it; its result is in the log.
+    StoppedEarly,
+    /// Stopped (Ctrl-C, a crash, a kill) after a checkpoint: `--resume` goes on from it.
+    Resumable,
+    /// Stopped before its first checkpoint: nothing to resume.
+    NoCheckpoint,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Training => "training",
+            State::Finished => "finished",
+            State::StoppedEarly => "stopped early",
+            State::Resumable => "resumable",
+            State::NoCheckpoint => "no checkpoint",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Run {
+    run_dir: PathBuf,
+    experiment: String,
+    model: String,
+    state: State,
+    /// Epochs saved in the newest checkpoint, and the epochs configured.
+    epoch: u64,
+    epochs: u32,
+    best_val_loss: Option<f64>,
+    /// The finished run's sample validity, from the results log.
+    validity: Option<f64>,
+}
+
+pub fn run(args: RunsArgs) -> anyhow::Result<()> {
+    if !args.dir.is_dir() {
+        bail!(
+            "{} is not a folder; give the output folder that holds the runs (the config's output_dir)",
+            args.dir.display()
+        );
+    }
+    let runs = read_runs(&args.dir)?;
+    if runs.is_empty() {
+        bail!(
+            "no run directories in {} (a run directory holds {})",
+            args.dir.display(),
+            xp_log::CONFIG_FILE
+        );
+    }
+    match args.format {
+        Format::Json => {
+            for run in &runs {
+                println!("{}", serde_json::to_string(run)?);
+            }
+        }
+        Format::Table => print_table(&runs),
+    }
+    if let Some(resumable) = runs.iter().rev().find(|r| r.state == State::Resumable) {
+        eprintln!(
+            "go on with a stopped run: cargo xtask train --resume {}",
+            resumable.run_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The run directories directly inside `dir`, oldest first (their names end in the start time).
+fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
+    // A folder whose runs have not finished yet has no results log.
+    let results = match ResultsTracker::open(dir).query().all() {
+        Ok(found) => found.value,
+        Err(ResultsError::NoLog { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut run_dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.join(xp_log::CONFIG_FILE).is_file())
+        .collect();
+    run_dirs.sort_by_key(|path| start_time(path));
+    let mut runs = Vec::with_capacity(run_dirs.len());
+    for run_dir in run_dirs {
+        let checkpoints = run_dir.join(xp_train::CHECKPOINTS_DIR);
+        let listed =
+            CheckpointManager::open_read_only(&checkpoints, xp_train::RANK_METRIC, Mode::Min).ok();
+        let last = listed.as_ref().and_then(|m| Some((m, m.last()?)));
+        let last_epoch = last.map(|(_, entry)| entry.epoch);
+        let best_val_loss = listed
+            .as_ref()
+            .and_then(|m| m.best())
+            .map(|e| e.metric())
+            .filter(|v| v.is_finite());
+        // The newest checkpoint's config: a resume may have raised training.epochs.
+        let config_path = match last {
+            Some((manager, entry)) => manager.path(entry).join(xp_log::CONFIG_FILE),
+            None => run_dir.join(xp_log::CONFIG_FILE),
+        };
+        let config = std::fs::read_to_string(&config_path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                xp_config::from_saved_toml(&text, &config_path.display().to_string(), &run_dir)
+                    .map_err(|e| e.to_string())
+            });
+        let config = match config {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("warning: skipped {}: {e}", run_dir.display());
+                continue;
+            }
+        };
+        let name = run_dir.file_name();
+        let result = results.iter().rev().find(|entry| {
+            entry
+                .record
+                .artifacts
+                .get("run_dir")
+                .is_some_and(|logged| Path::new(logged).file_name() == name)
+        });
+        let epochs = config.training.epochs;
+        let done = last_epoch.is_some_and(|e| e >= u64::from(epochs));
+        // A result logged before a resume that raised training.epochs is not this run's end.
+        let logged_epochs = result
+            .and_then(|r| r.record.config_value("training.epochs"))
+            .and_then(serde_json::Value::as_u64);
+        let state = if CheckpointManager::in_use(&checkpoints) {
+            State::Training
+        } else if result.is_some() && done {
+            State::Finished
+        } else if logged_epochs == Some(u64::from(epochs)) {
+            State::StoppedEarly
+        } else if last_epoch.is_some() {
+            State::Resumable
+        } else {
+            State::NoCheckpoint
+        };
+        runs.push(Run {
+            experiment: config.name.clone(),
+            model: config.model.model_type.to_string(),
+            state,
+            epoch: last_epoch.unwrap_or(0),
+            epochs,
+            best_val_loss,
+            validity: result.and_then(|r| r.record.metrics.get("validity").copied()),
+            run_dir,
+        });
+    }
+    Ok(runs)
+}
+
+/// When the run started: its config is written once, then.
+fn start_time(run_dir: &Path) -> Option<std::time::SystemTime> {
+    run_dir
+        .join(xp_log::CONFIG_FILE)
+        .metadata()
+        .ok()?
+        .modified()
+        .ok()
+}
+
+fn print_table(runs: &[Run]) {
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_BORDERS_ONLY);
+    table.set_header([
+        "run",
+        "model",
+        "state",
+        "epochs",
+        "best val loss",
+        "validity",
+    ]);
+    let number = |v: Option<f64>, text: fn(f64) -> String| {
+        Cell::new(v.map_or("-".to_owned(), text)).set_alignment(CellAlignment::Right)
+    };
+    for run in runs {
+        table.add_row([
+            Cell::new(run.run_dir.display()),
+            Cell::new(&run.model),
+            Cell::new(run.state.as_str()),
+            Cell::new(format!("{}/{}", run.epoch, run.epochs)).set_alignment(CellAlignment::Right),
+            number(run.best_val_loss, |v| format!("{v:.4}")),
+            number(run.validity, |v| format!("{:.1}%", 100.0 * v)),
+        ]);
+    }
+    println!("{table}");
+}
