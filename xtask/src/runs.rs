@@ -43,6 +43,24 @@ enum State {
 }
 
 impl State {
+    /// From whether a writer holds the checkpoints, the newest checkpoint's epoch, the epochs
+    /// configured and, when the results log holds the run, the epochs its record configured.
+    fn of(in_use: bool, last_epoch: Option<u64>, epochs: u64, logged: Option<Option<u64>>) -> Self {
+        let done = last_epoch.is_some_and(|e| e >= epochs);
+        if in_use {
+            State::Training
+        } else if logged.is_some() && done {
+            State::Finished
+        } else if logged == Some(Some(epochs)) {
+            // Not a result logged before a resume that raised training.epochs: the run's end.
+            State::StoppedEarly
+        } else if last_epoch.is_some() {
+            State::Resumable
+        } else {
+            State::NoCheckpoint
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             State::Training => "training",
@@ -152,22 +170,15 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
                 .is_some_and(|logged| Path::new(logged).file_name() == name)
         });
         let epochs = config.training.epochs;
-        let done = last_epoch.is_some_and(|e| e >= u64::from(epochs));
-        // A result logged before a resume that raised training.epochs is not this run's end.
         let logged_epochs = result
             .and_then(|r| r.record.config_value("training.epochs"))
             .and_then(serde_json::Value::as_u64);
-        let state = if CheckpointManager::in_use(&checkpoints) {
-            State::Training
-        } else if result.is_some() && done {
-            State::Finished
-        } else if logged_epochs == Some(u64::from(epochs)) {
-            State::StoppedEarly
-        } else if last_epoch.is_some() {
-            State::Resumable
-        } else {
-            State::NoCheckpoint
-        };
+        let state = State::of(
+            CheckpointManager::in_use(&checkpoints),
+            last_epoch,
+            u64::from(epochs),
+            result.map(|_| logged_epochs),
+        );
         runs.push(Run {
             experiment: config.name.clone(),
             model: config.model.model_type.to_string(),
@@ -217,4 +228,30 @@ fn print_table(runs: &[Run]) {
         ]);
     }
     println!("{table}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    #[test]
+    fn a_run_state_follows_its_lock_checkpoints_and_result() {
+        let cases = [
+            ((true, Some(1), 3, None), State::Training),
+            ((true, Some(3), 3, Some(Some(3))), State::Training),
+            ((false, Some(3), 3, Some(Some(3))), State::Finished),
+            ((false, Some(2), 5, Some(Some(5))), State::StoppedEarly),
+            // Finished at 3 epochs, resumed for 6, stopped at 4: not done, and resumable.
+            ((false, Some(4), 6, Some(Some(3))), State::Resumable),
+            ((false, Some(1), 3, None), State::Resumable),
+            ((false, None, 3, None), State::NoCheckpoint),
+        ];
+        for ((in_use, last, epochs, logged), state) in cases {
+            assert_eq!(
+                State::of(in_use, last, epochs, logged),
+                state,
+                "{in_use} {last:?} {epochs} {logged:?}"
+            );
+        }
+    }
 }
