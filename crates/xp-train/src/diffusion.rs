@@ -21,7 +21,7 @@ use xp_config::DiffusionOrder;
 
 use crate::models::{Batch, Loss, SmilesModel};
 use crate::rng::Rng;
-use crate::sample::{Ends, draw_token, to_host};
+use crate::sample::{Ends, draw_token, to_host, token_weights};
 
 /// Smallest masking probability drawn in training: the `1/t` weight stays bounded.
 const MIN_T: f64 = 1e-3;
@@ -257,16 +257,11 @@ fn place_end<'a>(
     if row.len() < 2 {
         return;
     }
-    let eos = Vocabulary::EOS_ID as usize;
+    // P(<eos>) at each position, under the softmax the random order draws from.
     let weights: Vec<f64> = (1..row.len())
         .map(|i| {
-            let logits = position(i);
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let total: f64 = logits
-                .iter()
-                .map(|&l| ((l as f64 - max) / temperature).exp())
-                .sum();
-            ((logits[eos] as f64 - max) / temperature).exp() / total
+            let w = token_weights(position(i), temperature, Ends::EosOrPad);
+            w[Vocabulary::EOS_ID as usize] / w.iter().sum::<f64>()
         })
         .collect();
     let mut target = rng.next_f64() * weights.iter().sum::<f64>();

@@ -85,14 +85,9 @@ pub(crate) enum Ends {
     Neither,
 }
 
-/// One draw from softmax(logits / temperature) over the tokens `ends` allows, with the drawn
-/// token's probability under that softmax.
-pub(crate) fn draw_token(
-    logits: &[f32],
-    temperature: f64,
-    rng: &mut Rng,
-    ends: Ends,
-) -> (u32, f64) {
+/// softmax(logits / temperature) over the tokens `ends` allows, unnormalised: each allowed
+/// token's `exp((logit - max) / temperature)`, 0 for the others.
+pub(crate) fn token_weights(logits: &[f32], temperature: f64, ends: Ends) -> Vec<f64> {
     let allowed = |i: usize| match i as u32 {
         Vocabulary::BOS_ID | Vocabulary::UNK_ID => false,
         Vocabulary::EOS_ID => ends != Ends::Neither,
@@ -105,7 +100,7 @@ pub(crate) fn draw_token(
         .filter(|(i, _)| allowed(*i))
         .map(|(_, &l)| l as f64)
         .fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<f64> = logits
+    logits
         .iter()
         .enumerate()
         .map(|(i, &l)| {
@@ -115,7 +110,18 @@ pub(crate) fn draw_token(
                 0.0
             }
         })
-        .collect();
+        .collect()
+}
+
+/// One draw from softmax(logits / temperature) over the tokens `ends` allows, with the drawn
+/// token's probability under that softmax.
+pub(crate) fn draw_token(
+    logits: &[f32],
+    temperature: f64,
+    rng: &mut Rng,
+    ends: Ends,
+) -> (u32, f64) {
+    let weights = token_weights(logits, temperature, ends);
     let total: f64 = weights.iter().sum();
     let mut target = rng.next_f64() * total;
     let mut last = 0;

@@ -611,24 +611,28 @@ fn a_run_is_sampled_again_from_its_checkpoints_alone() {
         err.contains("temperature must be a positive number"),
         "{err}"
     );
-    let steps = GenerateOptions {
-        diffusion_steps: Some(4),
-        ..Default::default()
-    };
-    let err = generate(run, &steps, |_| {}).unwrap_err().to_string();
-    assert!(
-        err.contains("diffusion models only; this run's model is autoregressive"),
-        "{err}"
-    );
-    let order = GenerateOptions {
-        diffusion_order: Some(DiffusionOrder::Random),
-        ..Default::default()
-    };
-    let err = generate(run, &order, |_| {}).unwrap_err().to_string();
-    assert!(
-        err.contains("a diffusion order applies to diffusion models only"),
-        "{err}"
-    );
+    let diffusion_only = [
+        GenerateOptions {
+            diffusion_steps: Some(4),
+            ..Default::default()
+        },
+        GenerateOptions {
+            diffusion_order: Some(DiffusionOrder::Random),
+            ..Default::default()
+        },
+    ];
+    for (options, what) in diffusion_only
+        .iter()
+        .zip(["diffusion steps apply", "a diffusion order applies"])
+    {
+        let err = generate(run, options, |_| {}).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{what} to diffusion models only; this run's model is autoregressive"
+            )),
+            "{err}"
+        );
+    }
 
     // A damaged checkpoint is named, not used.
     let weights = best.join(MODEL_FILE);
