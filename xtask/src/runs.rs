@@ -118,7 +118,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The run directories directly inside `dir`, oldest first (their names end in the start time).
+/// The runs directly inside `dir`, oldest first.
 fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
     // A folder whose runs have not finished yet has no results log.
     let results = match ResultsTracker::open(dir).query().all() {
@@ -126,11 +126,7 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
         Err(ResultsError::NoLog { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let mut run_dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| path.join(xp_log::CONFIG_FILE).is_file())
-        .collect();
-    run_dirs.sort_by_key(|path| start_time(path));
+    let run_dirs = crate::train::run_dirs_inside(dir)?;
     let mut runs = Vec::with_capacity(run_dirs.len());
     for run_dir in run_dirs {
         let checkpoints = run_dir.join(xp_train::CHECKPOINTS_DIR);
@@ -180,7 +176,7 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
             result.map(|_| logged_epochs),
         );
         runs.push(Run {
-            experiment: config.name.clone(),
+            experiment: config.name,
             model: config.model.model_type.to_string(),
             state,
             epoch: last_epoch.unwrap_or(0),
@@ -191,16 +187,6 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
         });
     }
     Ok(runs)
-}
-
-/// When the run started: its config is written once, then.
-fn start_time(run_dir: &Path) -> Option<std::time::SystemTime> {
-    run_dir
-        .join(xp_log::CONFIG_FILE)
-        .metadata()
-        .ok()?
-        .modified()
-        .ok()
 }
 
 fn print_table(runs: &[Run]) {

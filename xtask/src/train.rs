@@ -293,16 +293,22 @@ pub(crate) fn newest_run_hint(dir: &Path) -> Option<String> {
 }
 
 /// The run directories directly inside `dir` (an output folder passed to `--resume` by mistake):
-/// how many, and the one started last (its `config.toml` is written once, when it starts).
+/// how many, and the one started last.
 fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
-    let runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
-        .ok()?
+    let runs = run_dirs_inside(dir).ok()?;
+    Some((runs.len(), runs.last()?.clone()))
+}
+
+/// The run directories directly inside the output folder `dir`, in the order they started (a
+/// run's `config.toml` is written once, when it starts).
+pub(crate) fn run_dirs_inside(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
         .filter_map(|entry| {
             let path = entry.ok()?.path();
             let config = path.join(xp_log::CONFIG_FILE);
             Some((config.metadata().ok()?.modified().ok()?, path))
         })
         .collect();
-    let newest = runs.iter().max_by_key(|(time, _)| *time)?.1.clone();
-    Some((runs.len(), newest))
+    runs.sort();
+    Ok(runs.into_iter().map(|(_, path)| path).collect())
 }
