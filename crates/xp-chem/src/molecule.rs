@@ -54,34 +54,34 @@ pub(crate) fn bit_words(fingerprint: &cosmolkit::Fingerprint, n_bits: u32) -> Ve
     words
 }
 
-/// Runs `f`, turning a panic inside the engine into an error.
+/// Runs `f`, turning a panic inside the engine into an error; either message is made printable.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, ChemError> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(result) => result.map_err(ChemError::Invalid),
+        Ok(result) => result.map_err(|e| ChemError::Invalid(printable(&e))),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".to_owned());
-            Err(ChemError::EnginePanic(what))
+            Err(ChemError::EnginePanic(printable(&what)))
         }
     }
 }
 
-/// `text` with control characters escaped (`\u{0}`, `\t`): the engine quotes the offending
+/// `text` with control characters escaped (`\u{0}`, `\r`): the engine quotes the offending
 /// character of the input, and a NUL or a carriage return printed raw is invisible or garbles the
 /// terminal.
 fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped = c.is_control().then(|| c.escape_default());
-            escaped
-                .into_iter()
-                .flatten()
-                .chain((!c.is_control()).then_some(c))
-        })
-        .collect()
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 impl Molecule {
@@ -93,7 +93,7 @@ impl Molecule {
         if smiles.len() > MAX_SMILES_LEN {
             return Err(ChemError::TooLong { len: smiles.len() });
         }
-        guarded(|| cosmolkit::Molecule::from_smiles(smiles).map_err(|e| printable(&e.to_string())))
+        guarded(|| cosmolkit::Molecule::from_smiles(smiles).map_err(|e| e.to_string()))
             .map(|inner| Molecule { inner })
     }
 
