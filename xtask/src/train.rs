@@ -286,17 +286,12 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
 /// `; its one run is R` or `; the newest of its N runs is R` when `dir` holds runs (an output
 /// folder given where a run directory belongs).
 pub(crate) fn newest_run_hint(dir: &Path) -> Option<String> {
-    Some(match newest_run_inside(dir)? {
-        (1, newest) => format!("; its one run is {}", newest.display()),
-        (n, newest) => format!("; the newest of its {n} runs is {}", newest.display()),
-    })
-}
-
-/// The run directories directly inside `dir` (an output folder passed to `--resume` by mistake):
-/// how many, and the one started last.
-fn newest_run_inside(dir: &Path) -> Option<(usize, PathBuf)> {
     let runs = run_dirs_inside(dir).ok()?;
-    Some((runs.len(), runs.last()?.clone()))
+    let newest = runs.last()?.display();
+    Some(match runs.len() {
+        1 => format!("; its one run is {newest}"),
+        n => format!("; the newest of its {n} runs is {newest}"),
+    })
 }
 
 /// The run directories directly inside the output folder `dir`, in the order they started (a

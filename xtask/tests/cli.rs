@@ -214,12 +214,7 @@ fn start_training(dir: &Path) -> (std::process::Child, PathBuf) {
 
 /// `xtask train --resume RUN_DIR` must finish the tiny experiment's 3 epochs (300 steps).
 fn resume_to_the_end(dir: &Path, run_dir: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["train", "--resume"])
-        .arg(run_dir)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = xtask_in(dir, &["train", "--resume", run_dir.to_str().unwrap()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -349,14 +344,7 @@ fn xtask_in(dir: &Path, args: &[&str]) -> std::process::Output {
 
 /// `xtask sample` on the tiny experiment's finished run.
 fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
-    let sample = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .arg("sample")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap()
-    };
+    let sample = |args: &[&str]| xtask_in(dir, &[&["sample"][..], args].concat());
     let run = run_dir.to_str().unwrap();
     // With the run's own settings: its samples.txt again, on stdout.
     let out = sample(&[run]);
