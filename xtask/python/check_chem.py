@@ -1,6 +1,6 @@
 """Oracle check for xp-chem: RDKit computes validity, canonical SMILES and MOSES's metrics on the
-sample xtask wrote; ours must agree (validity and canonical form on every molecule, metrics
-within 1e-3). Usage: check_chem.py WORKDIR FILTERS_DIR (WORKDIR: sample.txt, train.txt,
+sample xtask wrote; ours must agree (validity, canonical form and molecular graph on every
+molecule, metrics within 1e-3). Usage: check_chem.py WORKDIR FILTERS_DIR (WORKDIR: sample.txt, train.txt,
 reference.txt, ours.json; FILTERS_DIR: MOSES's mcf.csv and wehi_pains.csv).
 
 Frag, Scaf and Filters follow moses/metrics/utils.py (molsets 0.3.1): fragmenter
@@ -85,6 +85,14 @@ def passes_filters(m, filters, allowed=("C", "N", "S", "O", "F", "Cl", "Br", "H"
     return Chem.MolFromSmiles(smiles) is not None
 
 
+def bond_kind(b):
+    """xp-chem's BondKind of an RDKit bond."""
+    if b.GetIsAromatic():
+        return "Aromatic"
+    return {Chem.BondType.SINGLE: "Single", Chem.BondType.DOUBLE: "Double",
+            Chem.BondType.TRIPLE: "Triple", Chem.BondType.AROMATIC: "Aromatic"}.get(b.GetBondType(), "Other")
+
+
 def cos_similarity(ref_counts, gen_counts):
     if len(ref_counts) == 0 or len(gen_counts) == 0:
         return None
@@ -119,6 +127,9 @@ def main():
     for s, m, o in zip([s for s in sample if mol(s) is not None], valid, ours["per_molecule"]):
         scaffold = MurckoScaffold.GetScaffoldForMol(m)
         expect = {
+            "atoms": [[a.GetAtomicNum(), a.GetFormalCharge(), a.GetIsAromatic(), a.GetTotalNumHs(), a.GetDegree()]
+                      for a in m.GetAtoms()],
+            "bonds": [[b.GetBeginAtomIdx(), b.GetEndAtomIdx(), bond_kind(b)] for b in m.GetBonds()],
             "fragments": sorted(fragmenter(m)),
             "scaffold": Chem.MolToSmiles(scaffold),
             "scaffold_rings": scaffold.GetRingInfo().NumRings(),
@@ -150,7 +161,7 @@ def main():
         sys.exit(1)
     n_valid = sum(o is not None for o in ours["canonical"])
     print(f"chem oracle: {len(sample)} SMILES ({n_valid} valid, {len(passes) - sum(passes)} failing "
-          f"MOSES's filters) agree with RDKit {Chem.rdBase.rdkitVersion} (canonical SMILES, BRICS fragments, "
+          f"MOSES's filters) agree with RDKit {Chem.rdBase.rdkitVersion} (canonical SMILES, atoms and bonds, BRICS fragments, "
           f"Murcko scaffolds, filter verdicts); "
           f"metrics within 1e-3: " + ", ".join(f"{k} {v:.4f}" for k, v in expect.items()))
 

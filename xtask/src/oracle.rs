@@ -240,7 +240,8 @@ pub(crate) fn as_strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// xp-chem against RDKit: validity and canonical SMILES on every molecule of the sample, and
+/// xp-chem against RDKit: validity, canonical SMILES and the molecular graph on every molecule of
+/// the sample, and
 /// MOSES's metrics within 1e-3.
 fn chem(python: &Path) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
@@ -252,7 +253,8 @@ fn chem(python: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|s| xp_chem::canonical_smiles(s).ok())
         .collect();
-    // Per valid molecule: BRICS fragments (sorted), Murcko scaffold and its ring count, filters.
+    // Per valid molecule: its graph (atoms and bonds), BRICS fragments (sorted), Murcko scaffold
+    // and its ring count, filters.
     let per_molecule: Vec<serde_json::Value> = sample
         .iter()
         .filter_map(|s| xp_chem::Molecule::parse(s).ok())
@@ -260,7 +262,28 @@ fn chem(python: &Path) -> anyhow::Result<()> {
             let mut fragments = mol.brics_fragments()?;
             fragments.sort();
             let scaffold = mol.murcko_scaffold()?;
+            let graph = mol.graph()?;
+            let atoms: Vec<_> = graph
+                .atoms
+                .iter()
+                .map(|a| {
+                    json!([
+                        a.atomic_number,
+                        a.formal_charge,
+                        a.aromatic,
+                        a.hydrogens,
+                        a.degree
+                    ])
+                })
+                .collect();
+            let bonds: Vec<_> = graph
+                .bonds
+                .iter()
+                .map(|b| json!([b.begin, b.end, format!("{:?}", b.kind)]))
+                .collect();
             Ok(json!({
+                "atoms": atoms,
+                "bonds": bonds,
                 "fragments": fragments,
                 "scaffold": scaffold.canonical_smiles()?,
                 "scaffold_rings": scaffold.ring_count()?,

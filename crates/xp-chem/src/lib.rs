@@ -8,12 +8,14 @@
 
 mod filters;
 mod fragments;
+mod graph;
 mod grid;
 mod metrics;
 mod molecule;
 mod tokenizer;
 mod vocab;
 
+pub use graph::{BondKind, GraphAtom, GraphBond, MolecularGraph};
 pub use grid::{GridImage, GridOptions, grid_image};
 pub use metrics::{
     GenerationMetrics, MetricEntry, ReferenceSet, canonical_set, generation_metrics, quick_metrics,
