@@ -17,7 +17,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 out, hidden, latent, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 results = pd.read_json(os.path.join(out, "results.jsonl"), lines=True)
-check(sorted(results["config"].map(lambda c: c["model"]["model_type"])) == ["autoregressive", "diffusion", "vae"],
+check(sorted(results["config"].map(lambda c: c["model"]["model_type"])) == ["autoregressive", "diffusion", "gnn", "vae"],
       f"results.jsonl rows: {results['experiment_name'].tolist()}")
 
 for _, row in results.iterrows():
@@ -41,7 +41,8 @@ for _, row in results.iterrows():
     check(steps == list(range(len(steps))) and len(steps) > 0, f"{model}: train/loss steps {steps[:5]}...")
     hist = [t for t in tags["histograms"] if t.startswith("weights/")]
     first_layer = {"autoregressive": "lstm.layers.0.weight_ih", "vae": "decoder.layers.0.weight_ih",
-                   "diffusion": "encoder.layers.0.mha.query.weight"}[model]
+                   "diffusion": "encoder.layers.0.mha.query.weight",
+                   "gnn": "graph_layers.0.messages.weight"}[model]
     check(any(first_layer in t for t in hist),
           f"{model}: weight histograms {hist}")
     for t in hist[:3]:
@@ -52,11 +53,14 @@ for _, row in results.iterrows():
         pic = Image.open(io.BytesIO(img.encoded_image_string))
         check(pic.size == (img.width, img.height) and img.width % 200 == 0 and img.height % 200 == 0,
               f"{model}: grid image size {pic.size}")
-    else:
-        # A barely trained model may not write one valid molecule; then there is no grid.
-        valid = [e.value for e in acc.Scalars("samples/validity")]
-        check(max(valid) == 0.0, f"{model}: no grid image although validity was {valid}")
     text = acc.Tensors("samples/smiles/text_summary")
+    if "samples/molecules" not in tags["images"]:
+        # The grid draws the valid ones among the first 16 samples (as the seed's log_molecules);
+        # a barely trained model may write none there, and then there is no grid.
+        for epoch in text:
+            listed = epoch.tensor_proto.string_val[0].decode().split("\n")[:16]
+            check(all(line.endswith("(invalid)") for line in listed),
+                  f"{model}: no grid image although a sample in {listed} is valid")
     check(len(text) == row["config"]["training"]["epochs"] and text[0].tensor_proto.string_val[0].decode().startswith("- `"),
           f"{model}: samples text")
 
@@ -100,6 +104,14 @@ for _, row in results.iterrows():
     check(weights["head.bias"].shape == (vocab,), f"{model}: head.bias")
     if model == "vae":
         check(weights["to_mean.weight"].shape == (latent, hidden), "vae: to_mean shape")
+    if model == "gnn":
+        # Atom features in, one message weight per bond kind (5), readout of mean and max.
+        check(weights["atom_embedding.weight"].shape == (hidden, 31), "gnn: atom_embedding shape")
+        last = f"graph_layers.{layers - 1}"
+        check(weights[f"{last}.messages.weight"].shape == (5 * hidden, hidden), "gnn: messages shape")
+        check(f"{last}.messages.bias" not in weights, "gnn: messages have no bias")
+        check(weights[f"{last}.norm.weight"].shape == (hidden,), "gnn: norm under PyTorch's name")
+        check(weights["to_mean.weight"].shape == (latent, 2 * hidden), "gnn: to_mean shape")
     check(all(str(w.dtype) == "float32" for w in weights.values()), f"{model}: dtypes")
 
 if failures:

@@ -74,7 +74,7 @@ pub fn train() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let mut ratios = Vec::new();
-    for model in ["autoregressive", "vae", "diffusion"] {
+    for model in ["autoregressive", "vae", "gnn", "diffusion"] {
         let config = config(model, work.path(), rows)?;
         println!("{model}:");
         let flex = run(&config, Engine::Flex)?;

@@ -115,7 +115,7 @@ fn train(python: &Path) -> anyhow::Result<()> {
     };
     let (train, val) = (head("train.csv", 400)?, head("val.csv", 60)?);
     let (hidden, latent, layers) = (64, 16, 2);
-    for model in ["autoregressive", "vae", "diffusion"] {
+    for model in ["autoregressive", "vae", "diffusion", "gnn"] {
         let sets = [
             format!("name=oracle_{model}"),
             format!("model.model_type={model}"),

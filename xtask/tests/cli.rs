@@ -461,11 +461,12 @@ fn a_sweep_checks_every_config_first_then_runs_each_combination() {
         text(&out.stderr)
     );
 
-    // Four combinations; the two with a model that is not available fail, the sweep goes on.
+    // Four combinations; the two whose data.max_length keeps no molecule fail (a check that
+    // needs the data, so it happens when the run starts), the sweep goes on.
     let out = train(
         &[
             "--sweep",
-            "model.model_type=gnn,autoregressive",
+            "data.max_length=10,100",
             "--sweep",
             "training.learning_rate=1e-3,3e-3",
         ],
@@ -478,7 +479,7 @@ fn a_sweep_checks_every_config_first_then_runs_each_combination() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("[sweep 3/4] model.model_type=autoregressive training.learning_rate=1e-3"),
+        stderr.contains("[sweep 3/4] data.max_length=100 training.learning_rate=1e-3"),
         "{stderr}"
     );
     assert_eq!(stdout.matches("failed (above)").count(), 2, "{stdout}");
@@ -510,16 +511,20 @@ fn train_errors_are_clear() {
     );
     let mut args = vec!["train".to_owned()];
     args.extend(tiny_train_args(dir.path()));
-    args.extend(["--set".to_owned(), "model.model_type=gnn".to_owned()]);
+    args.extend(["--set".to_owned(), "data.max_length=10".to_owned()]);
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(&args)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("model_type = \"gnn\" is not available yet"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("train.csv: no usable rows: 400 rows, 0 kept, 400 too long"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("more than data.max_length = 10"),
+        "{stderr}"
     );
 }
 

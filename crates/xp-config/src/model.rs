@@ -90,7 +90,9 @@ impl fmt::Display for ModelType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Model family: `vae`, `autoregressive`, `diffusion` or `gnn`.
+    /// Model family: `autoregressive` (an LSTM language model), `vae` (an LSTM encoder and
+    /// decoder), `gnn` (a graph neural network encoder with the `vae`'s decoder) or `diffusion`
+    /// (masked diffusion with a transformer).
     #[garde(skip)]
     #[schemars(example = &"autoregressive")]
     pub model_type: ModelType,
@@ -98,11 +100,11 @@ pub struct ModelConfig {
     #[serde(default = "defaults::hidden_dim")]
     #[garde(range(min = 32, max = 2048))]
     pub hidden_dim: u32,
-    /// VAE only: size of the latent space.
+    /// `vae` and `gnn` only: size of the latent space.
     #[serde(default = "defaults::latent_dim")]
     #[garde(range(min = 8, max = 512))]
     pub latent_dim: u32,
-    /// Number of stacked layers.
+    /// Number of stacked layers (for `gnn`: rounds of message passing, and LSTM layers).
     #[serde(default = "defaults::num_layers")]
     #[garde(range(min = 1, max = 24))]
     pub num_layers: u32,
@@ -110,11 +112,13 @@ pub struct ModelConfig {
     #[serde(default = "defaults::dropout")]
     #[garde(range(min = 0.0, max = 0.5))]
     pub dropout: f64,
-    /// VAE only: weight of the KL term in the loss once annealing is over (MOSES uses 0.05).
+    /// `vae` and `gnn` only: weight of the KL term in the loss once annealing is over (MOSES
+    /// uses 0.05).
     #[serde(default = "defaults::kl_weight")]
     #[garde(range(min = 0.0, max = 10.0))]
     pub kl_weight: f64,
-    /// VAE only: optimisation steps over which the KL weight grows linearly from 0 to `kl_weight`.
+    /// `vae` and `gnn` only: optimisation steps over which the KL weight grows linearly from 0
+    /// to `kl_weight`.
     #[serde(default = "defaults::kl_anneal_steps")]
     #[garde(range(max = TOML_INT_MAX))]
     pub kl_anneal_steps: u64,

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use xp_chem::{Vocabulary, tokenize};
 
 use crate::error::TrainError;
+use crate::gnn::EncodedGraph;
 
 /// How many skipped rows are listed by line number.
 const LISTED: usize = 5;
@@ -250,6 +251,22 @@ pub(crate) fn pool(workers: usize) -> Result<rayon::ThreadPool, TrainError> {
         .num_threads(workers)
         .build()
         .map_err(|e| TrainError::Other(format!("cannot start {workers} loader threads: {e}")))
+}
+
+/// The graph of every SMILES of `file`, for a model that reads graphs (`gnn`), on `workers`
+/// threads (0: the calling thread).
+pub fn graphs_of(file: &SmilesFile, workers: usize) -> Result<Vec<EncodedGraph>, TrainError> {
+    let graph = |smiles: &String| {
+        EncodedGraph::from_smiles(smiles).map_err(|e| TrainError::Data {
+            path: file.report.path.clone(),
+            problem: format!("cannot read the graph of {smiles}: {e}"),
+        })
+    };
+    if workers == 0 {
+        file.smiles.iter().map(graph).collect()
+    } else {
+        pool(workers)?.install(|| file.smiles.par_iter().map(graph).collect())
+    }
 }
 
 /// Encodes every SMILES (`<bos>` ... `<eos>`), counting unknown tokens into `report`.

@@ -5,10 +5,6 @@ use std::path::PathBuf;
 pub enum TrainError {
     #[error("{}: {problem}", path.display())]
     Data { path: PathBuf, problem: String },
-    #[error(
-        "model_type = \"{0}\" is not available yet; use \"autoregressive\", \"vae\" or \"diffusion\""
-    )]
-    ModelNotAvailable(String),
     #[error("{0}")]
     Device(String),
     #[error(transparent)]

@@ -11,6 +11,7 @@ use xp_config::{Device, DiffusionOrder, ExperimentConfig, ModelType};
 use crate::device::{Engine, select};
 use crate::diffusion::{Sampling, SmilesDiffusion};
 use crate::error::TrainError;
+use crate::gnn::GraphVae;
 use crate::models::{CharRnn, SmilesModel, SmilesVae};
 use crate::rng::{Rng, Stream, with_backend_seed};
 use crate::sample::sample;
@@ -266,7 +267,14 @@ impl Draw<'_> {
                 load_model_bytes(&mut model, self.weights, self.checkpoint)?;
                 Ok(self.batches(&model, device, progress))
             }
-            other => Err(TrainError::ModelNotAvailable(other.to_string())),
+            ModelType::Gnn => {
+                let latent = m.latent_dim as usize;
+                let mut model = with_backend_seed::<B, _>(device, init, || {
+                    GraphVae::<B>::new(vocab, hidden, latent, layers, m.dropout, device)
+                });
+                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
+                Ok(self.batches(&model, device, progress))
+            }
         }
     }
 

@@ -1,7 +1,7 @@
-//! Training SMILES generative models on Burn: the models (`autoregressive`, `vae`), the training
-//! loop, and the glue to the other xp crates. [`train`] is the entry point for training;
-//! everything it writes lands in one run directory (TensorBoard events, `metrics.jsonl`,
-//! checkpoints, sample SMILES) plus a line in the results log. [`generate`] draws molecules from
+//! Training SMILES generative models on Burn: the models (`autoregressive`, `vae`, `diffusion`,
+//! `gnn`), the training loop, and the glue to the other xp crates. [`train`] is the entry point
+//! for training; everything it writes lands in one run directory (TensorBoard events,
+//! `metrics.jsonl`, checkpoints, sample SMILES) plus a line in the results log. [`generate`] draws molecules from
 //! a run's checkpoint afterwards (or while it trains).
 
 mod data;
@@ -9,6 +9,7 @@ mod device;
 mod diffusion;
 mod error;
 mod generate;
+mod gnn;
 mod lstm;
 mod models;
 mod rng;
@@ -23,6 +24,7 @@ pub use device::{Engine, cuda_devices, select};
 pub use diffusion::{Sampling, SmilesDiffusion, attention_heads};
 pub use error::TrainError;
 pub use generate::{GenerateOptions, Generated, Pick, SAMPLE_BATCH, generate};
+pub use gnn::{ATOM_FEATURES, BOND_KINDS, EncodedGraph, GraphBatch, GraphLayer, GraphVae};
 pub use lstm::{LstmLayer, LstmState, StackedLstm};
 pub use models::{Batch, CharRnn, Loss, SmilesModel, SmilesVae};
 pub use rng::{Rng, Stream, epoch_order, with_backend_seed};
@@ -115,6 +117,10 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
                 SmilesDiffusion::new(vocab, hidden, layers, dropout, max_tokens, sampling, d)
             })
         }
-        other => Err(TrainError::ModelNotAvailable(other.to_string())),
+        ModelType::Gnn => {
+            train::run::<B, GraphVae<B>>(config, options, device, device_name, |vocab, d| {
+                GraphVae::new(vocab, hidden, latent, layers, dropout, d)
+            })
+        }
     }
 }

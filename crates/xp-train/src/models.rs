@@ -1,6 +1,7 @@
 //! The SMILES models, generic over the Burn backend: a token-level language model
-//! (`autoregressive`) and a recurrent VAE (`vae`). Both read the same [`Batch`] and expose the
-//! same one-token step, so training, validation and sampling are shared.
+//! (`autoregressive`) and a recurrent VAE (`vae`), whose decoder the graph VAE (`gnn`) shares.
+//! They read the same [`Batch`] and expose the same one-token step, so training, validation and
+//! sampling are shared.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -8,6 +9,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
+use crate::gnn::{EncodedGraph, GraphBatch};
 use crate::lstm::{LstmState, StackedLstm};
 use crate::rng::Rng;
 use crate::sample::one_token_at_a_time;
@@ -24,6 +26,8 @@ pub struct Batch<B: Backend> {
     pub lengths: Vec<usize>,
     /// Real target tokens in the batch (the sum of `lengths`).
     pub tokens: usize,
+    /// The molecules' graphs, for models that read them ([`SmilesModel::READS_GRAPHS`]).
+    pub graphs: Option<GraphBatch<B>>,
 }
 
 impl<B: Backend> Batch<B> {
@@ -50,6 +54,16 @@ impl<B: Backend> Batch<B> {
             mask: Tensor::from_data(TensorData::new(mask, [batch, steps]), device),
             tokens: lengths.iter().sum(),
             lengths,
+            graphs: None,
+        }
+    }
+
+    /// The batch with its molecules' graphs, in the order of its sequences.
+    pub fn with_graphs(self, graphs: &[&EncodedGraph], device: &B::Device) -> Self {
+        debug_assert_eq!(graphs.len(), self.size());
+        Batch {
+            graphs: Some(GraphBatch::new(graphs, device)),
+            ..self
         }
     }
 
@@ -71,6 +85,9 @@ pub struct Loss<B: Backend> {
 
 /// What the training loop needs of a model.
 pub trait SmilesModel<B: Backend>: Module<B> {
+    /// Whether the model reads each molecule's graph (`gnn`): only then do batches carry one.
+    const READS_GRAPHS: bool = false;
+
     /// Loss on `batch`; `kl_beta` weights the VAE's KL term (ignored by other models).
     fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B>;
     /// Draws `n` token sequences of at most `max_tokens` tokens each (no `<bos>`, no `<eos>`),
@@ -227,12 +244,28 @@ impl<B: Backend> SmilesVae<B> {
         }
     }
 
-    fn latent_size(&self) -> usize {
-        self.to_mean.weight.dims()[1]
+    fn latent_decoder(&self) -> LatentDecoder<'_, B> {
+        LatentDecoder {
+            embedding: &self.embedding,
+            latent_to_hidden: &self.latent_to_hidden,
+            decoder: &self.decoder,
+            head: &self.head,
+        }
     }
+}
 
+/// The decoder both VAEs share (`vae`, `gnn`): an LSTM started from `tanh(W z)` and fed `z`
+/// beside each token, borrowed from the model's own fields so its weights keep their names.
+pub(crate) struct LatentDecoder<'a, B: Backend> {
+    pub embedding: &'a Embedding<B>,
+    pub latent_to_hidden: &'a Linear<B>,
+    pub decoder: &'a StackedLstm<B>,
+    pub head: &'a Linear<B>,
+}
+
+impl<B: Backend> LatentDecoder<'_, B> {
     /// The decoder's starting state: `tanh(W z)` as every layer's hidden state, zero cells.
-    fn decoder_state(&self, z: &Tensor<B, 2>) -> LstmState<B> {
+    fn state(&self, z: &Tensor<B, 2>) -> LstmState<B> {
         let [n, _] = z.dims();
         let mut state = self.decoder.zero_state(n, &z.device());
         let h = self.latent_to_hidden.forward(z.clone()).tanh();
@@ -249,12 +282,59 @@ impl<B: Backend> SmilesVae<B> {
         z: &Tensor<B, 2>,
         state: LstmState<B>,
     ) -> (Tensor<B, 3>, LstmState<B>) {
-        let x = embed_steps(&self.embedding, tokens)
+        let x = embed_steps(self.embedding, tokens)
             .into_iter()
             .map(|e| Tensor::cat(vec![e, z.clone()], 1))
             .collect();
         let (y, state) = self.decoder.forward(x, state);
         (Tensor::stack(y, 1), state)
+    }
+
+    /// The VAE loss once an encoder has given `z`'s `mean` and `log_var` for `batch`: `z` drawn
+    /// by reparameterisation, reconstruction with teacher forcing, plus `kl_beta` times KL.
+    pub fn loss(
+        &self,
+        batch: &Batch<B>,
+        mean: Tensor<B, 2>,
+        log_var: Tensor<B, 2>,
+        kl_beta: f64,
+    ) -> Loss<B> {
+        let n = batch.size();
+        let noise = Tensor::random(mean.shape(), Distribution::Normal(0.0, 1.0), &mean.device());
+        let z = mean.clone() + noise * log_var.clone().mul_scalar(0.5).exp();
+        let (y, _) = self.decode(&batch.inputs, &z, self.state(&z));
+        let reconstruction = token_nll(self.head.forward(y), batch);
+        let kl = (log_var.clone().add_scalar(1.0) - mean.powi_scalar(2) - log_var.exp())
+            .sum()
+            .mul_scalar(-0.5 / n as f64);
+        Loss {
+            total: reconstruction.clone() + kl.clone().mul_scalar(kl_beta),
+            reconstruction,
+            kl: Some(kl),
+        }
+    }
+
+    /// Sampling starts from `z` drawn from the prior, `latent` wide.
+    pub fn start(
+        &self,
+        n: usize,
+        latent: usize,
+        device: &B::Device,
+    ) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+        let z = Tensor::random([n, latent], Distribution::Normal(0.0, 1.0), device);
+        (self.state(&z), Some(z))
+    }
+
+    pub fn step(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: LstmState<B>,
+        latent: Option<&Tensor<B, 2>>,
+    ) -> (Tensor<B, 2>, LstmState<B>) {
+        let z = latent.expect("a VAE samples from a latent code");
+        let (y, state) = self.decode(&tokens, z, state);
+        let [n, _, hidden] = y.dims();
+        (self.head.forward(y.reshape([n, hidden])), state)
     }
 }
 
@@ -276,18 +356,7 @@ impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
         let summary = (y * pick).sum_dim(1).reshape([n, hidden]);
         let mean = self.to_mean.forward(summary.clone());
         let log_var = self.to_log_var.forward(summary);
-        let noise = Tensor::random(mean.shape(), Distribution::Normal(0.0, 1.0), &device);
-        let z = mean.clone() + noise * log_var.clone().mul_scalar(0.5).exp();
-        let (y, _) = self.decode(&batch.inputs, &z, self.decoder_state(&z));
-        let reconstruction = token_nll(self.head.forward(y), batch);
-        let kl = (log_var.clone().add_scalar(1.0) - mean.powi_scalar(2) - log_var.exp())
-            .sum()
-            .mul_scalar(-0.5 / n as f64);
-        Loss {
-            total: reconstruction.clone() + kl.clone().mul_scalar(kl_beta),
-            reconstruction,
-            kl: Some(kl),
-        }
+        self.latent_decoder().loss(batch, mean, log_var, kl_beta)
     }
 
     fn draw(
@@ -304,12 +373,8 @@ impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
 
 impl<B: Backend> Recurrent<B> for SmilesVae<B> {
     fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
-        let z = Tensor::random(
-            [n, self.latent_size()],
-            Distribution::Normal(0.0, 1.0),
-            device,
-        );
-        (self.decoder_state(&z), Some(z))
+        let latent = self.to_mean.weight.dims()[1];
+        self.latent_decoder().start(n, latent, device)
     }
 
     fn step(
@@ -318,9 +383,6 @@ impl<B: Backend> Recurrent<B> for SmilesVae<B> {
         state: LstmState<B>,
         latent: Option<&Tensor<B, 2>>,
     ) -> (Tensor<B, 2>, LstmState<B>) {
-        let z = latent.expect("the VAE samples from a latent code");
-        let (y, state) = self.decode(&tokens, z, state);
-        let [n, _, hidden] = y.dims();
-        (self.head.forward(y.reshape([n, hidden])), state)
+        self.latent_decoder().step(tokens, state, latent)
     }
 }

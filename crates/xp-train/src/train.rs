@@ -24,8 +24,9 @@ use xp_config::{ExperimentConfig, ModelType};
 use xp_log::{ExperimentLogger, HParam, Image};
 use xp_results::ResultsTracker;
 
-use crate::data::{LoadReport, encode_all, load_smiles, pool};
+use crate::data::{LoadReport, encode_all, graphs_of, load_smiles, pool};
 use crate::error::TrainError;
+use crate::gnn::EncodedGraph;
 use crate::models::{Batch, SmilesModel};
 use crate::rng::{Rng, Stream, epoch_order, with_backend_seed};
 use crate::sample::sample;
@@ -337,17 +338,24 @@ fn draw_samples<B: Backend, M: SmilesModel<B>>(
     })
 }
 
-/// The data of a run, encoded with its vocabulary.
+/// The data of a run, encoded with its vocabulary (and as graphs, for a model that reads them).
 struct Data {
     vocab: Vocabulary,
     train: Vec<Vec<u32>>,
+    /// Empty unless the model reads graphs; else one per `train` sequence.
+    train_graphs: Vec<EncodedGraph>,
     train_smiles: Vec<String>,
     val: Vec<Vec<u32>>,
+    val_graphs: Vec<EncodedGraph>,
     reference: Vec<String>,
     reports: Vec<LoadReport>,
 }
 
-fn load_data(config: &ExperimentConfig, vocab: Option<Vocabulary>) -> Result<Data, TrainError> {
+fn load_data(
+    config: &ExperimentConfig,
+    vocab: Option<Vocabulary>,
+    with_graphs: bool,
+) -> Result<Data, TrainError> {
     let d = &config.data;
     let workers = d.num_workers as usize;
     let max = d.max_length as usize;
@@ -357,6 +365,11 @@ fn load_data(config: &ExperimentConfig, vocab: Option<Vocabulary>) -> Result<Dat
         vocab.unwrap_or_else(|| Vocabulary::build(train.smiles.iter().map(String::as_str)).0);
     let train_ids = encode_all(&vocab, &mut train);
     let val_ids = encode_all(&vocab, &mut val);
+    let (train_graphs, val_graphs) = if with_graphs {
+        (graphs_of(&train, workers)?, graphs_of(&val, workers)?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut reports = vec![train.report.clone(), val.report.clone()];
     let reference = match &d.test_path {
         Some(path) => {
@@ -369,25 +382,45 @@ fn load_data(config: &ExperimentConfig, vocab: Option<Vocabulary>) -> Result<Dat
     Ok(Data {
         vocab,
         train: train_ids,
+        train_graphs,
         train_smiles: train.smiles,
         val: val_ids,
+        val_graphs,
         reference,
         reports,
     })
+}
+
+/// The batch of molecules `indices` of `sequences`, with their `graphs` unless that is empty.
+fn batch_of<B: Backend>(
+    sequences: &[Vec<u32>],
+    graphs: &[EncodedGraph],
+    indices: impl Iterator<Item = usize> + Clone,
+    device: &B::Device,
+) -> Batch<B> {
+    let refs: Vec<&[u32]> = indices.clone().map(|i| sequences[i].as_slice()).collect();
+    let batch = Batch::<B>::new(&refs, Vocabulary::PAD_ID, device);
+    if graphs.is_empty() {
+        batch
+    } else {
+        let graphs: Vec<&EncodedGraph> = indices.map(|i| &graphs[i]).collect();
+        batch.with_graphs(&graphs, device)
+    }
 }
 
 /// Mean loss per token (and mean KL per molecule) over `sequences`, without dropout.
 fn evaluate<B: Backend, M: SmilesModel<B>>(
     model: &M,
     sequences: &[Vec<u32>],
+    graphs: &[EncodedGraph],
     batch_size: usize,
     kl_beta: f64,
     device: &B::Device,
 ) -> (f64, Option<f64>) {
     let (mut nll, mut tokens, mut kl, mut molecules) = (0.0, 0usize, 0.0, 0usize);
-    for chunk in sequences.chunks(batch_size) {
-        let refs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
-        let batch = Batch::<B>::new(&refs, Vocabulary::PAD_ID, device);
+    for start in (0..sequences.len()).step_by(batch_size) {
+        let rows = start..(start + batch_size).min(sequences.len());
+        let batch = batch_of::<B>(sequences, graphs, rows, device);
         let loss = model.loss(&batch, kl_beta);
         nll += loss.reconstruction.into_scalar().to_f64() * batch.tokens as f64;
         tokens += batch.tokens;
@@ -486,7 +519,11 @@ where
             error,
         })?;
     }
-    let data = load_data(config, resumed.as_ref().map(|r| r.3.vocabulary.clone()))?;
+    let data = load_data(
+        config,
+        resumed.as_ref().map(|r| r.3.vocabulary.clone()),
+        M::READS_GRAPHS,
+    )?;
     // indicatif hides the bar by itself when stderr is not a terminal.
     let bar = if options.progress {
         ProgressBar::new(0)
@@ -679,8 +716,12 @@ where
             }
             let step = state.global_step;
             let started = Instant::now();
-            let refs: Vec<&[u32]> = indices.iter().map(|&i| data.train[i].as_slice()).collect();
-            let batch = Batch::<B>::new(&refs, Vocabulary::PAD_ID, &device);
+            let batch = batch_of::<B>(
+                &data.train,
+                &data.train_graphs,
+                indices.iter().copied(),
+                &device,
+            );
             let after_batch = Instant::now();
             let beta = kl_weight(config.model.kl_weight, config.model.kl_anneal_steps, step);
             let loss =
@@ -748,6 +789,7 @@ where
                 evaluate::<B::InnerBackend, _>(
                     &valid,
                     &data.val,
+                    &data.val_graphs,
                     t.batch_size as usize,
                     beta,
                     &device,
@@ -949,7 +991,9 @@ fn shape_settings(config: &ExperimentConfig) -> Vec<(&'static str, String)> {
         ("model.num_layers", m.num_layers.to_string()),
     ];
     match m.model_type {
-        ModelType::Vae => settings.push(("model.latent_dim", m.latent_dim.to_string())),
+        ModelType::Vae | ModelType::Gnn => {
+            settings.push(("model.latent_dim", m.latent_dim.to_string()))
+        }
         // Its position embeddings span the longest molecule.
         ModelType::Diffusion => {
             settings.push(("data.max_length", config.data.max_length.to_string()))
@@ -968,7 +1012,8 @@ fn changed_shape(saved_toml: &str, run_dir: &Path, config: &ExperimentConfig) ->
         return Vec::new();
     };
     let (was, now) = (shape_settings(&saved), shape_settings(config));
-    // A change of model_type is reported as such; latent_dim is compared only between VAEs.
+    // A change of model_type is reported as such; latent_dim is compared only between VAEs (of
+    // either kind).
     now.iter()
         .filter_map(|(key, value)| {
             let before = was.iter().find(|(k, _)| k == key).map(|(_, v)| v)?;
