@@ -130,8 +130,27 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
     let mut runs = Vec::with_capacity(run_dirs.len());
     for run_dir in run_dirs {
         let checkpoints = run_dir.join(xp_train::CHECKPOINTS_DIR);
-        let listed =
-            CheckpointManager::open_read_only(&checkpoints, xp_train::RANK_METRIC, Mode::Min).ok();
+        // A run that has not saved yet has no checkpoint folder; any other failure is said.
+        let listed = if checkpoints.symlink_metadata().is_err() {
+            None
+        } else {
+            match CheckpointManager::open_read_only(&checkpoints, xp_train::RANK_METRIC, Mode::Min)
+            {
+                Ok(manager) => {
+                    for warning in manager.warnings() {
+                        eprintln!("warning: {}: {warning}", run_dir.display());
+                    }
+                    Some(manager)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "warning: {}: shown as having no checkpoint: {e}",
+                        run_dir.display()
+                    );
+                    None
+                }
+            }
+        };
         let last = listed.as_ref().and_then(|m| Some((m, m.last()?)));
         let last_epoch = last.map(|(_, entry)| entry.epoch);
         let best_val_loss = listed

@@ -313,14 +313,36 @@ fn runs_reports_a_run_without_checkpoints_and_skips_a_broken_one() {
     std::fs::create_dir(&broken).unwrap();
     std::fs::write(broken.join("config.toml"), "name = ").unwrap();
     std::fs::create_dir(dir.path().join("not_a_run")).unwrap();
+    // A checkpoint folder that cannot be read (here a file in its place) is said, not hidden.
+    let unreadable = dir.path().join("unreadable_20261129_101012");
+    std::fs::create_dir(&unreadable).unwrap();
+    std::fs::copy(started.join("config.toml"), unreadable.join("config.toml")).unwrap();
+    std::fs::write(unreadable.join("checkpoints"), "").unwrap();
     let out = xtask(&["runs", dir.path().to_str().unwrap(), "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        (&run["state"], &run["epoch"], &run["epochs"]),
-        (&"no_checkpoint".into(), &0.into(), &2.into())
-    );
+    let runs: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    for run in &runs {
+        assert_eq!(
+            (&run["state"], &run["epoch"], &run["epochs"]),
+            (&"no_checkpoint".into(), &0.into(), &2.into())
+        );
+    }
     let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}: shown as having no checkpoint: cannot read the checkpoint folder",
+            unreadable.display()
+        )) && stderr.contains("not a folder"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("warning: {}", started.display())),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(&format!("warning: skipped {}", broken.display())),
         "{stderr}"
