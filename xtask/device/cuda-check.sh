@@ -20,7 +20,7 @@ if [ "$(realpath "$PWD")" != "$built_at" ]; then
 fi
 nvidia-smi -L 2>&1 | tee "$out/gpu.txt"
 status=0
-for model in autoregressive vae diffusion; do
+for model in autoregressive vae gnn diffusion; do
     echo "== train $model on cuda"
     "$bin" train --set device=cuda --set model.model_type=$model --set training.epochs=1 \
         --set training.sample_size=64 --set data.max_length=60 --set output_dir=/tmp/xp-cuda 2>&1 |
