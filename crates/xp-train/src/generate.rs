@@ -227,33 +227,22 @@ impl Draw<'_> {
         progress: &mut impl FnMut(usize),
     ) -> Result<Vec<String>, TrainError> {
         let m = &self.config.model;
-        let (vocab, hidden, layers) = (
+        let (vocab, hidden, layers, latent) = (
             self.vocab.len(),
             m.hidden_dim as usize,
             m.num_layers as usize,
+            m.latent_dim as usize,
         );
-        // Initialising draws from Burn's process-wide generator, so it happens under its lock
-        // (invariant 11) although the weights are replaced at once.
-        let init = Rng::derive(self.seed, Stream::Init, 0);
         match m.model_type {
-            ModelType::Autoregressive => {
-                let mut model = with_backend_seed::<B, _>(device, init, || {
-                    CharRnn::<B>::new(vocab, hidden, layers, m.dropout, device)
-                });
-                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
-                Ok(self.batches(&model, device, progress))
-            }
-            ModelType::Vae => {
-                let latent = m.latent_dim as usize;
-                let mut model = with_backend_seed::<B, _>(device, init, || {
-                    SmilesVae::<B>::new(vocab, hidden, latent, layers, m.dropout, device)
-                });
-                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
-                Ok(self.batches(&model, device, progress))
-            }
+            ModelType::Autoregressive => self.with_model(device, progress, || {
+                CharRnn::<B>::new(vocab, hidden, layers, m.dropout, device)
+            }),
+            ModelType::Vae => self.with_model(device, progress, || {
+                SmilesVae::<B>::new(vocab, hidden, latent, layers, m.dropout, device)
+            }),
             ModelType::Diffusion => {
                 let max_tokens = self.config.data.max_length as usize;
-                let mut model = with_backend_seed::<B, _>(device, init, || {
+                self.with_model(device, progress, || {
                     SmilesDiffusion::<B>::new(
                         vocab,
                         hidden,
@@ -263,19 +252,27 @@ impl Draw<'_> {
                         self.diffusion,
                         device,
                     )
-                });
-                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
-                Ok(self.batches(&model, device, progress))
+                })
             }
-            ModelType::Gnn => {
-                let latent = m.latent_dim as usize;
-                let mut model = with_backend_seed::<B, _>(device, init, || {
-                    GraphVae::<B>::new(vocab, hidden, latent, layers, m.dropout, device)
-                });
-                load_model_bytes(&mut model, self.weights, self.checkpoint)?;
-                Ok(self.batches(&model, device, progress))
-            }
+            ModelType::Gnn => self.with_model(device, progress, || {
+                GraphVae::<B>::new(vocab, hidden, latent, layers, m.dropout, device)
+            }),
         }
+    }
+
+    /// Builds the model `build` makes, loads the checkpoint's weights into it and draws.
+    fn with_model<B: Backend, M: SmilesModel<B>>(
+        &self,
+        device: &B::Device,
+        progress: &mut impl FnMut(usize),
+        build: impl FnOnce() -> M,
+    ) -> Result<Vec<String>, TrainError> {
+        // Initialising draws from Burn's process-wide generator, so it happens under its lock
+        // (invariant 11) although the weights are replaced at once.
+        let init = Rng::derive(self.seed, Stream::Init, 0);
+        let mut model = with_backend_seed::<B, _>(device, init, build);
+        load_model_bytes(&mut model, self.weights, self.checkpoint)?;
+        Ok(self.batches(&model, device, progress))
     }
 
     fn batches<B: Backend, M: SmilesModel<B>>(

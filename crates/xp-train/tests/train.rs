@@ -640,6 +640,28 @@ fn a_run_is_sampled_again_from_its_checkpoints_alone() {
     assert!(err.contains("model.safetensors"), "{err}");
 }
 
+/// Trains `config` straight through, then again stopped mid-epoch (at step 4) and resumed; both
+/// must end with bit-identical weights and validation loss. Returns the straight run.
+fn trains_and_resumes_exactly(config: &ExperimentConfig) -> TrainOutcome {
+    let straight = train(config, &quiet()).unwrap();
+    assert_eq!(straight.finish, Finish::Completed);
+    let loss = straight.best_val_loss.unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{loss}");
+    let stopped = train(
+        config,
+        &TrainOptions {
+            stop_at_step: Some(4),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(stopped.finish, Finish::Interrupted);
+    let resumed = train(config, &resuming(&stopped.run_dir)).unwrap();
+    assert!(last_weights(&straight) == last_weights(&resumed));
+    assert_eq!(straight.best_val_loss, resumed.best_val_loss);
+    straight
+}
+
 #[test]
 fn a_diffusion_run_trains_resumes_exactly_and_samples_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -648,24 +670,8 @@ fn a_diffusion_run_trains_resumes_exactly_and_samples_again() {
         "diffusion",
         &["training.epochs=2", "model.diffusion_steps=8"],
     );
-    let straight = train(&config, &quiet()).unwrap();
-    assert_eq!(straight.finish, Finish::Completed);
-    let loss = straight.best_val_loss.unwrap();
-    assert!(loss.is_finite() && loss > 0.0, "{loss}");
-
-    // Interrupted mid-epoch and resumed: the same weights, so every random mask was seeded.
-    let stopped = train(
-        &config,
-        &TrainOptions {
-            stop_at_step: Some(4),
-            ..quiet()
-        },
-    )
-    .unwrap();
-    assert_eq!(stopped.finish, Finish::Interrupted);
-    let resumed = train(&config, &resuming(&stopped.run_dir)).unwrap();
-    assert!(last_weights(&straight) == last_weights(&resumed));
-    assert_eq!(straight.best_val_loss, resumed.best_val_loss);
+    // Resumed mid-epoch to the same weights: every random mask was seeded.
+    let straight = trains_and_resumes_exactly(&config);
 
     // Samples: no special tokens, at most max_length tokens, drawn again from the checkpoint.
     let samples = samples_file(&straight.run_dir);
@@ -713,25 +719,9 @@ fn a_diffusion_run_trains_resumes_exactly_and_samples_again() {
 fn a_gnn_run_trains_resumes_exactly_and_samples_again() {
     let dir = tempfile::tempdir().unwrap();
     let config = tiny_config(dir.path(), "gnn", &["training.epochs=2"]);
-    let straight = train(&config, &quiet()).unwrap();
-    assert_eq!(straight.finish, Finish::Completed);
-    let loss = straight.best_val_loss.unwrap();
-    assert!(loss.is_finite() && loss > 0.0, "{loss}");
-
-    // Interrupted mid-epoch and resumed: the same weights, so every graph batch and every
-    // reparameterisation draw was restored.
-    let stopped = train(
-        &config,
-        &TrainOptions {
-            stop_at_step: Some(4),
-            ..quiet()
-        },
-    )
-    .unwrap();
-    assert_eq!(stopped.finish, Finish::Interrupted);
-    let resumed = train(&config, &resuming(&stopped.run_dir)).unwrap();
-    assert!(last_weights(&straight) == last_weights(&resumed));
-    assert_eq!(straight.best_val_loss, resumed.best_val_loss);
+    // Resumed mid-epoch to the same weights: every graph batch and reparameterisation draw was
+    // restored.
+    let straight = trains_and_resumes_exactly(&config);
 
     // The checkpoint holds the graph encoder beside the decoder it shares with `vae`.
     let best = Checkpoint::load(straight.last_checkpoint.as_ref().unwrap()).unwrap();
