@@ -25,6 +25,10 @@ for _, row in results.iterrows():
     run = row["artifacts"]["run_dir"]
     for key in ["best_val_loss", "validity"]:
         check(key in row["metrics"] and row["metrics"][key] == row["metrics"][key], f"{model}: metric {key}")
+    # The VAEs (an encoder to a code) report how many validation molecules decode back exactly.
+    vae = model in ("vae", "gnn")
+    r = row["metrics"].get("reconstruction")
+    check((r is not None and 0 <= r <= 1) == vae, f"{model}: reconstruction {r}")
     # Diversity needs a valid molecule: logged exactly when there is one, and then a number.
     validity = row["metrics"].get("validity", 0)
     int_div = row["metrics"].get("int_div1")
@@ -37,6 +41,7 @@ for _, row in results.iterrows():
                 "perf/tokens_per_second"]:
         check(tag in tags["scalars"], f"{model}: scalar {tag} missing ({tags['scalars']})")
     check(len(acc.Scalars("val/loss")) == row["config"]["training"]["epochs"], f"{model}: one val/loss per epoch")
+    check(("val/reconstruction" in tags["scalars"]) == vae, f"{model}: val/reconstruction logged only for VAEs")
     steps = [e.step for e in acc.Scalars("train/loss")]
     check(steps == list(range(len(steps))) and len(steps) > 0, f"{model}: train/loss steps {steps[:5]}...")
     hist = [t for t in tags["histograms"] if t.startswith("weights/")]

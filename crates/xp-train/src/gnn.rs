@@ -259,6 +259,11 @@ impl<B: Backend> SmilesModel<B> for GraphVae<B> {
         self.latent_decoder().loss(batch, mean, log_var, kl_beta)
     }
 
+    fn reconstruct(&self, batch: &Batch<B>, max_tokens: usize) -> Option<Vec<Vec<u32>>> {
+        let (mean, _) = self.encode(batch.graphs.as_ref()?);
+        Some(self.latent_decoder().greedy(mean, max_tokens))
+    }
+
     fn draw(
         &self,
         n: usize,
@@ -273,8 +278,7 @@ impl<B: Backend> SmilesModel<B> for GraphVae<B> {
 
 impl<B: Backend> Recurrent<B> for GraphVae<B> {
     fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
-        let latent = self.to_mean.weight.dims()[1];
-        self.latent_decoder().start(n, latent, device)
+        self.latent_decoder().start(n, device)
     }
 
     fn step(

@@ -12,7 +12,7 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use crate::gnn::{EncodedGraph, GraphBatch};
 use crate::lstm::{LstmState, StackedLstm};
 use crate::rng::Rng;
-use crate::sample::one_token_at_a_time;
+use crate::sample::{Ends, decode_tokens, likeliest_token, one_token_at_a_time};
 
 /// A padded batch on the device. Sequence `i` has `lengths[i]` targets: its tokens then `<eos>`.
 #[derive(Debug, Clone)]
@@ -100,6 +100,13 @@ pub trait SmilesModel<B: Backend>: Module<B> {
         rng: &mut Rng,
         device: &B::Device,
     ) -> Vec<Vec<u32>>;
+
+    /// For a VAE: each molecule of `batch` decoded greedily (the likeliest token at each step,
+    /// at most `max_tokens`) from the mean of its code, without `<bos>` and `<eos>`. A model
+    /// without an encoder has nothing to reconstruct: `None`.
+    fn reconstruct(&self, _batch: &Batch<B>, _max_tokens: usize) -> Option<Vec<Vec<u32>>> {
+        None
+    }
 }
 
 /// A model that writes a SMILES one token at a time (the LSTM models): sampled by
@@ -314,18 +321,31 @@ impl<B: Backend> LatentDecoder<'_, B> {
         }
     }
 
-    /// Sampling starts from `z` drawn from the prior, `latent` wide.
-    pub fn start(
-        &self,
-        n: usize,
-        latent: usize,
-        device: &B::Device,
-    ) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+    /// The SMILES tokens of each code of `z` `[n, latent]`, the likeliest token at each step.
+    pub fn greedy(&self, z: Tensor<B, 2>, max_tokens: usize) -> Vec<Vec<u32>> {
+        let [n, _] = z.dims();
+        let device = z.device();
+        decode_tokens(
+            self,
+            self.state(&z),
+            Some(z),
+            n,
+            max_tokens,
+            &device,
+            |logits| likeliest_token(logits, Ends::Eos),
+        )
+    }
+}
+
+impl<B: Backend> Recurrent<B> for LatentDecoder<'_, B> {
+    /// Sampling starts from `z` drawn from the prior.
+    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+        let latent = self.latent_to_hidden.weight.dims()[0];
         let z = Tensor::random([n, latent], Distribution::Normal(0.0, 1.0), device);
         (self.state(&z), Some(z))
     }
 
-    pub fn step(
+    fn step(
         &self,
         tokens: Tensor<B, 2, Int>,
         state: LstmState<B>,
@@ -338,8 +358,10 @@ impl<B: Backend> LatentDecoder<'_, B> {
     }
 }
 
-impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
-    fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B> {
+impl<B: Backend> SmilesVae<B> {
+    /// The mean and log-variance of `z` `[B, latent]` for each molecule of `batch`: the
+    /// encoder's output at its `<eos>`.
+    pub fn encode(&self, batch: &Batch<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let device = batch.inputs.device();
         let n = batch.size();
         let x = embed_steps(&self.embedding, &batch.targets);
@@ -354,9 +376,22 @@ impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
         let pick: Tensor<B, 3> =
             Tensor::<B, 2>::from_data(TensorData::new(last, [n, steps]), &device).unsqueeze_dim(2);
         let summary = (y * pick).sum_dim(1).reshape([n, hidden]);
-        let mean = self.to_mean.forward(summary.clone());
-        let log_var = self.to_log_var.forward(summary);
+        (
+            self.to_mean.forward(summary.clone()),
+            self.to_log_var.forward(summary),
+        )
+    }
+}
+
+impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
+    fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B> {
+        let (mean, log_var) = self.encode(batch);
         self.latent_decoder().loss(batch, mean, log_var, kl_beta)
+    }
+
+    fn reconstruct(&self, batch: &Batch<B>, max_tokens: usize) -> Option<Vec<Vec<u32>>> {
+        let (mean, _) = self.encode(batch);
+        Some(self.latent_decoder().greedy(mean, max_tokens))
     }
 
     fn draw(
@@ -373,8 +408,7 @@ impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
 
 impl<B: Backend> Recurrent<B> for SmilesVae<B> {
     fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
-        let latent = self.to_mean.weight.dims()[1];
-        self.latent_decoder().start(n, latent, device)
+        self.latent_decoder().start(n, device)
     }
 
     fn step(

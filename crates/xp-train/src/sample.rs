@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use xp_chem::Vocabulary;
 
+use crate::lstm::LstmState;
 use crate::models::{Recurrent, SmilesModel};
 use crate::rng::Rng;
 
@@ -34,7 +35,23 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
     rng: &mut Rng,
     device: &B::Device,
 ) -> Vec<Vec<u32>> {
-    let (mut state, latent) = model.start(n, device);
+    let (state, latent) = model.start(n, device);
+    decode_tokens(model, state, latent, n, max_tokens, device, |logits| {
+        draw_token(logits, temperature, rng, Ends::Eos).0
+    })
+}
+
+/// Token sequences from a recurrent model's `state` (and `latent`, for a VAE), one token at a
+/// time, each chosen by `pick` from its logits; `<eos>` ends a sequence early.
+pub(crate) fn decode_tokens<B: Backend, M: Recurrent<B>>(
+    model: &M,
+    mut state: LstmState<B>,
+    latent: Option<Tensor<B, 2>>,
+    n: usize,
+    max_tokens: usize,
+    device: &B::Device,
+    mut pick: impl FnMut(&[f32]) -> u32,
+) -> Vec<Vec<u32>> {
     let mut current = vec![Vocabulary::BOS_ID as i64; n];
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut done = vec![false; n];
@@ -50,7 +67,7 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
                 current[row] = Vocabulary::PAD_ID as i64;
                 continue;
             }
-            let (id, _) = draw_token(row_logits, temperature, rng, Ends::Eos);
+            let id = pick(row_logits);
             if id == Vocabulary::EOS_ID {
                 done[row] = true;
             } else {
@@ -111,6 +128,18 @@ pub(crate) fn token_weights(logits: &[f32], temperature: f64, ends: Ends) -> Vec
             }
         })
         .collect()
+}
+
+/// The most likely token `ends` allows (greedy decoding); the first of equals.
+pub(crate) fn likeliest_token(logits: &[f32], ends: Ends) -> u32 {
+    let weights = token_weights(logits, 1.0, ends);
+    let mut best = 0;
+    for (i, w) in weights.iter().enumerate() {
+        if *w > weights[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// One draw from softmax(logits / temperature) over the tokens `ends` allows, with the drawn
@@ -178,5 +207,15 @@ mod tests {
         }
         assert_eq!(counts[0] + counts[1] + counts[2] + counts[3], 0);
         assert!((900..1100).contains(&counts[4]), "{counts:?}");
+    }
+
+    #[test]
+    fn the_likeliest_token_skips_what_ends_forbid() {
+        // <pad>, <bos> and <unk> score highest but are never chosen; then <eos> (id 2) unless
+        // the position lies inside the molecule.
+        let logits = [9.0, 9.0, 5.0, 9.0, 1.0, 4.0];
+        assert_eq!(likeliest_token(&logits, Ends::Eos), 2);
+        assert_eq!(likeliest_token(&logits, Ends::Neither), 5);
+        assert_eq!(likeliest_token(&logits, Ends::EosOrPad), 0);
     }
 }

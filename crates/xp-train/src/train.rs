@@ -434,6 +434,33 @@ fn evaluate<B: Backend, M: SmilesModel<B>>(
     (recon + kl.unwrap_or(0.0) * kl_beta, kl)
 }
 
+/// For a VAE, the share of the first `n` molecules of `sequences` that decode greedily from the
+/// mean of their code back to exactly their tokens (the reconstruction accuracy of the VAE
+/// literature); `None` for a model without an encoder.
+fn reconstruction_rate<B: Backend, M: SmilesModel<B>>(
+    model: &M,
+    sequences: &[Vec<u32>],
+    graphs: &[EncodedGraph],
+    n: usize,
+    batch_size: usize,
+    max_tokens: usize,
+    device: &B::Device,
+) -> Option<f64> {
+    let n = n.min(sequences.len());
+    let mut exact = 0;
+    for start in (0..n).step_by(batch_size) {
+        let rows = start..(start + batch_size).min(n);
+        let batch = batch_of::<B>(sequences, graphs, rows.clone(), device);
+        let decoded = model.reconstruct(&batch, max_tokens)?;
+        // Encoded rows hold <bos>, the tokens, then <eos>.
+        exact += rows
+            .zip(decoded)
+            .filter(|(i, tokens)| sequences[*i][1..sequences[*i].len() - 1] == tokens[..])
+            .count();
+    }
+    Some(exact as f64 / n.max(1) as f64)
+}
+
 /// Runs (or resumes) the training described by `config` on `device` with the model `build`
 /// makes for a vocabulary size.
 pub(crate) fn run<B, M>(
@@ -616,6 +643,18 @@ where
         let refs: Vec<&str> = data.train_smiles.iter().map(String::as_str).collect();
         pool(config.data.num_workers.max(1) as usize)?.install(|| xp_chem::canonical_set(&refs))
     };
+    // A VAE's reconstruction accuracy, on as many validation molecules as are sampled.
+    let reconstruct_val = |model: &M::InnerModule| {
+        reconstruction_rate::<B::InnerBackend, _>(
+            model,
+            &data.val,
+            &data.val_graphs,
+            t.sample_size as usize,
+            t.batch_size as usize,
+            config.data.max_length as usize,
+            &device,
+        )
+    };
     let total_steps = steps_per_epoch * t.epochs as u64;
     bar.set_length(total_steps);
     bar.set_position(state.global_step);
@@ -796,6 +835,7 @@ where
                 )
             },
         );
+        let reconstruction = reconstruct_val(&valid);
         timing.validation += started.elapsed();
 
         let started = Instant::now();
@@ -821,6 +861,9 @@ where
         ];
         if let Some(kl) = val_kl {
             scalars.push(("val/kl", kl));
+        }
+        if let Some(r) = reconstruction {
+            scalars.push(("val/reconstruction", r));
         }
         if let Some(u) = scores.unique_at_1k {
             scalars.push(("samples/uniqueness", u));
@@ -864,10 +907,14 @@ where
             &bar,
             options.progress,
             format!(
-                "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, validity {:.1}%, {:.0} tokens/s{}",
+                "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, {}validity {:.1}%, {:.0} tokens/s{}",
                 epoch + 1,
                 t.epochs,
                 train_loss,
+                reconstruction.map_or(String::new(), |r| format!(
+                    "reconstructed {:.1}%, ",
+                    r * 100.0
+                )),
                 scores.validity * 100.0,
                 epoch_tokens as f64 / train_seconds.max(1e-9),
                 if improved { " (best)" } else { "" }
@@ -919,7 +966,10 @@ where
     let reference: Vec<&str> = data.reference.iter().map(String::as_str).collect();
     let reference = xp_chem::ReferenceSet::new(&reference);
     let metrics = xp_chem::generation_metrics(&refs, Some(&train_canonical), Some(&reference));
-    let metric_pairs = metric_pairs(state.best_val_loss, &metrics);
+    let mut metric_pairs = metric_pairs(state.best_val_loss, &metrics);
+    if let Some(r) = reconstruct_val(&best) {
+        metric_pairs.push(("reconstruction".to_owned(), r));
+    }
     let hparams = flatten_config(config);
     let metric_refs: Vec<(&str, f64)> =
         metric_pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
