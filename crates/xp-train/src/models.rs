@@ -259,6 +259,29 @@ impl<B: Backend> SmilesVae<B> {
             head: &self.head,
         }
     }
+
+    /// The mean and log-variance of `z` `[B, latent]` for each molecule of `batch`: the
+    /// encoder's output at its `<eos>`.
+    pub fn encode(&self, batch: &Batch<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let device = batch.inputs.device();
+        let n = batch.size();
+        let x = embed_steps(&self.embedding, &batch.targets);
+        let (y, _) = self.encoder.forward(x, self.encoder.zero_state(n, &device));
+        let y: Tensor<B, 3> = Tensor::stack(y, 1);
+        // The encoder's output at each sequence's `<eos>`.
+        let [_, steps, hidden] = y.dims();
+        let mut last = vec![0f32; n * steps];
+        for (row, &len) in batch.lengths.iter().enumerate() {
+            last[row * steps + len - 1] = 1.0;
+        }
+        let pick: Tensor<B, 3> =
+            Tensor::<B, 2>::from_data(TensorData::new(last, [n, steps]), &device).unsqueeze_dim(2);
+        let summary = (y * pick).sum_dim(1).reshape([n, hidden]);
+        (
+            self.to_mean.forward(summary.clone()),
+            self.to_log_var.forward(summary),
+        )
+    }
 }
 
 /// The decoder both VAEs share (`vae`, `gnn`): an LSTM started from `tanh(W z)` and fed `z`
@@ -355,31 +378,6 @@ impl<B: Backend> Recurrent<B> for LatentDecoder<'_, B> {
         let (y, state) = self.decode(&tokens, z, state);
         let [n, _, hidden] = y.dims();
         (self.head.forward(y.reshape([n, hidden])), state)
-    }
-}
-
-impl<B: Backend> SmilesVae<B> {
-    /// The mean and log-variance of `z` `[B, latent]` for each molecule of `batch`: the
-    /// encoder's output at its `<eos>`.
-    pub fn encode(&self, batch: &Batch<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let device = batch.inputs.device();
-        let n = batch.size();
-        let x = embed_steps(&self.embedding, &batch.targets);
-        let (y, _) = self.encoder.forward(x, self.encoder.zero_state(n, &device));
-        let y: Tensor<B, 3> = Tensor::stack(y, 1);
-        // The encoder's output at each sequence's `<eos>`.
-        let [_, steps, hidden] = y.dims();
-        let mut last = vec![0f32; n * steps];
-        for (row, &len) in batch.lengths.iter().enumerate() {
-            last[row * steps + len - 1] = 1.0;
-        }
-        let pick: Tensor<B, 3> =
-            Tensor::<B, 2>::from_data(TensorData::new(last, [n, steps]), &device).unsqueeze_dim(2);
-        let summary = (y * pick).sum_dim(1).reshape([n, hidden]);
-        (
-            self.to_mean.forward(summary.clone()),
-            self.to_log_var.forward(summary),
-        )
     }
 }
 
