@@ -4,6 +4,7 @@
 //! which saves only per epoch and keeps neither RNG state nor a top-k.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -408,6 +409,21 @@ fn batch_of<B: Backend>(
     }
 }
 
+/// The first `n` molecules of `sequences` (with their `graphs`, if any) in order, in batches of
+/// `batch_size`, each with the rows it holds.
+fn batches_in_order<'a, B: Backend>(
+    sequences: &'a [Vec<u32>],
+    graphs: &'a [EncodedGraph],
+    n: usize,
+    batch_size: usize,
+    device: &'a B::Device,
+) -> impl Iterator<Item = (Range<usize>, Batch<B>)> + 'a {
+    (0..n).step_by(batch_size).map(move |start| {
+        let rows = start..(start + batch_size).min(n);
+        (rows.clone(), batch_of(sequences, graphs, rows, device))
+    })
+}
+
 /// Mean loss per token (and mean KL per molecule) over `sequences`, without dropout.
 fn evaluate<B: Backend, M: SmilesModel<B>>(
     model: &M,
@@ -418,9 +434,8 @@ fn evaluate<B: Backend, M: SmilesModel<B>>(
     device: &B::Device,
 ) -> (f64, Option<f64>) {
     let (mut nll, mut tokens, mut kl, mut molecules) = (0.0, 0usize, 0.0, 0usize);
-    for start in (0..sequences.len()).step_by(batch_size) {
-        let rows = start..(start + batch_size).min(sequences.len());
-        let batch = batch_of::<B>(sequences, graphs, rows, device);
+    let n = sequences.len();
+    for (_, batch) in batches_in_order::<B>(sequences, graphs, n, batch_size, device) {
         let loss = model.loss(&batch, kl_beta);
         nll += loss.reconstruction.into_scalar().to_f64() * batch.tokens as f64;
         tokens += batch.tokens;
@@ -448,9 +463,7 @@ fn reconstruction_rate<B: Backend, M: SmilesModel<B>>(
 ) -> Option<f64> {
     let n = n.min(sequences.len());
     let mut exact = 0;
-    for start in (0..n).step_by(batch_size) {
-        let rows = start..(start + batch_size).min(n);
-        let batch = batch_of::<B>(sequences, graphs, rows.clone(), device);
+    for (rows, batch) in batches_in_order::<B>(sequences, graphs, n, batch_size, device) {
         let decoded = model.reconstruct(&batch, max_tokens)?;
         // Encoded rows hold <bos>, the tokens, then <eos>.
         exact += rows
