@@ -25,7 +25,7 @@ use xp_config::{ExperimentConfig, ModelType};
 use xp_log::{ExperimentLogger, HParam, Image};
 use xp_results::ResultsTracker;
 
-use crate::data::{LoadReport, encode_all, graphs_of, load_smiles, pool};
+use crate::data::{LoadReport, encode_all, load_molecules, load_smiles, pool};
 use crate::error::TrainError;
 use crate::gnn::EncodedGraph;
 use crate::models::{Batch, SmilesModel};
@@ -360,17 +360,12 @@ fn load_data(
     let d = &config.data;
     let workers = d.num_workers as usize;
     let max = d.max_length as usize;
-    let mut train = load_smiles(&d.train_path, &d.smiles_column, max, workers)?;
-    let mut val = load_smiles(&d.val_path, &d.smiles_column, max, workers)?;
+    let mut train = load_molecules(&d.train_path, &d.smiles_column, max, workers, with_graphs)?;
+    let mut val = load_molecules(&d.val_path, &d.smiles_column, max, workers, with_graphs)?;
     let vocab =
         vocab.unwrap_or_else(|| Vocabulary::build(train.smiles.iter().map(String::as_str)).0);
     let train_ids = encode_all(&vocab, &mut train);
     let val_ids = encode_all(&vocab, &mut val);
-    let (train_graphs, val_graphs) = if with_graphs {
-        (graphs_of(&train, workers)?, graphs_of(&val, workers)?)
-    } else {
-        (Vec::new(), Vec::new())
-    };
     let mut reports = vec![train.report.clone(), val.report.clone()];
     let reference = match &d.test_path {
         Some(path) => {
@@ -383,10 +378,10 @@ fn load_data(
     Ok(Data {
         vocab,
         train: train_ids,
-        train_graphs,
+        train_graphs: train.graphs,
         train_smiles: train.smiles,
         val: val_ids,
-        val_graphs,
+        val_graphs: val.graphs,
         reference,
         reports,
     })
