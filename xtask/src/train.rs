@@ -233,9 +233,13 @@ pub(crate) fn shown(path: &Path) -> String {
 
 fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
     let how = finish_word(outcome.finish);
+    let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(
-        "\n{} {how} after {} epochs, {} steps on {}",
-        config.name, outcome.epochs_completed, outcome.global_step, outcome.device
+        "\n{} {how} after {}, {} on {}",
+        config.name,
+        count(outcome.epochs_completed, "epoch"),
+        count(outcome.global_step, "step"),
+        outcome.device
     );
     println!("  run directory    {}", shown(&outcome.run_dir));
     if let Some(best) = &outcome.best_checkpoint {
@@ -251,8 +255,8 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
     if let Some(m) = &outcome.metrics {
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
         println!(
-            "  {} samples      validity {:.3}, unique@1k {}, novelty {}, IntDiv1 {}",
-            m.count,
+            "  {:<17}validity {:.3}, unique@1k {}, novelty {}, IntDiv1 {}",
+            format!("{} samples", m.count),
             m.validity,
             opt(m.unique_at_1k),
             opt(m.novelty),
