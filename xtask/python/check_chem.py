@@ -6,6 +6,8 @@ reference.txt, ours.json; FILTERS_DIR: MOSES's mcf.csv and wehi_pains.csv).
 Frag, Scaf and Filters follow moses/metrics/utils.py (molsets 0.3.1): fragmenter
 (FragmentOnBRICSBonds), compute_scaffold with min_rings=2, mol_passes_filters, cos_similarity."""
 
+import contextlib
+import io
 import json
 import math
 import sys
@@ -15,7 +17,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from rdkit import Chem, DataStructs, RDLogger
+from rdkit import Chem, DataStructs, RDLogger, rdBase
 from rdkit.Chem import AllChem
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
@@ -28,6 +30,34 @@ def lines(path):
 
 def mol(s):
     return Chem.MolFromSmiles(s) if s else None
+
+
+# RDKit's own words for why a SMILES is invalid, and the kind xp-chem files them under.
+RDKIT_KINDS = [
+    ("unclosed ring", "unclosed_ring"),
+    ("SMILES Parse Error", "syntax"),
+    ("Explicit valence", "valence"),
+    ("Can't kekulize", "aromaticity"),
+    ("marked aromatic", "aromaticity"),
+]
+
+
+def invalid_kind(s):
+    """The kind of mistake RDKit reports first for `s`, from the message it logs; None if valid."""
+    if not s:
+        return "empty"
+    rdBase.LogToPythonStderr()
+    RDLogger.EnableLog("rdApp.error")
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            m = Chem.MolFromSmiles(s)
+    finally:
+        RDLogger.DisableLog("rdApp.*")
+    if m is not None:
+        return None
+    message = said.getvalue()
+    return next((kind for key, kind in RDKIT_KINDS if key in message), "other: " + message.strip())
 
 
 def canonical(s):
@@ -112,6 +142,13 @@ def main():
         c = canonical(s)
         if c != o:
             failures.append(f"line {i + 1} {s!r}: RDKit {c!r}, ours {o!r}")
+    kinds = Counter()
+    for i, (s, o) in enumerate(zip(sample, ours["invalid"])):
+        expect = invalid_kind(s)
+        got = o[0] if o is not None else None
+        kinds[expect] += 1
+        if got != expect:
+            failures.append(f"line {i + 1} {s!r}: RDKit reports {expect!r}, ours {got!r} ({o[1] if o else 'valid'})")
     valid = [m for m in map(mol, sample) if m is not None]
     can = [Chem.MolToSmiles(m) for m in valid]
     fps = [fp(m) for m in valid]
@@ -160,8 +197,10 @@ def main():
         print(f"chem oracle: {len(failures)} disagreements")
         sys.exit(1)
     n_valid = sum(o is not None for o in ours["canonical"])
+    n_invalid = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in kinds.most_common() if k is not None)
     print(f"chem oracle: {len(sample)} SMILES ({n_valid} valid, {len(passes) - sum(passes)} failing "
-          f"MOSES's filters) agree with RDKit {Chem.rdBase.rdkitVersion} (canonical SMILES, atoms and bonds, BRICS fragments, "
+          f"MOSES's filters; invalid: {n_invalid}) agree with RDKit {Chem.rdBase.rdkitVersion} (canonical SMILES, "
+          f"the kind of mistake of each invalid one, atoms and bonds, BRICS fragments, "
           f"Murcko scaffolds, filter verdicts); "
           f"metrics within 1e-3: " + ", ".join(f"{k} {v:.4f}" for k, v in expect.items()))
 

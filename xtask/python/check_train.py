@@ -7,6 +7,7 @@ Usage: check_train.py OUTPUT_DIR HIDDEN LATENT LAYERS"""
 
 import io
 import os
+import re
 import sys
 
 import pandas as pd
@@ -42,6 +43,13 @@ for _, row in results.iterrows():
         check(tag in tags["scalars"], f"{model}: scalar {tag} missing ({tags['scalars']})")
     check(len(acc.Scalars("val/loss")) == row["config"]["training"]["epochs"], f"{model}: one val/loss per epoch")
     check(("val/reconstruction" in tags["scalars"]) == vae, f"{model}: val/reconstruction logged only for VAEs")
+    # Each epoch: the samples are valid or invalid for one reason, so the shares sum to 1.
+    kinds = [t for t in tags["scalars"] if t.startswith("samples/invalid/")]
+    check(len(kinds) == 7, f"{model}: invalid kinds {kinds}")
+    validity = [e.value for e in acc.Scalars("samples/validity")]
+    for epoch, v in enumerate(validity):
+        total = v + sum(acc.Scalars(t)[epoch].value for t in kinds)
+        check(abs(total - 1) < 1e-5, f"{model}: epoch {epoch + 1}: validity and invalid shares sum to {total}")
     steps = [e.step for e in acc.Scalars("train/loss")]
     check(steps == list(range(len(steps))) and len(steps) > 0, f"{model}: train/loss steps {steps[:5]}...")
     hist = [t for t in tags["histograms"] if t.startswith("weights/")]
@@ -64,7 +72,7 @@ for _, row in results.iterrows():
         # a barely trained model may write none there, and then there is no grid.
         for epoch in text:
             listed = epoch.tensor_proto.string_val[0].decode().split("\n")[:16]
-            check(all(line.endswith("(invalid)") for line in listed),
+            check(all(re.search(r" \(invalid: [a-z ]+\)$", line) for line in listed),
                   f"{model}: no grid image although a sample in {listed} is valid")
     check(len(text) == row["config"]["training"]["epochs"] and text[0].tensor_proto.string_val[0].decode().startswith("- `"),
           f"{model}: samples text")

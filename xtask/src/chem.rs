@@ -275,6 +275,7 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
                     let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));
                     println!("{:<14} {}", "molecules", m.count);
                     println!("{:<14} {:.4}", "validity", m.validity);
+                    println!("{:<14} {}", "invalid", m.invalid.summary());
                     for entry in m.entries() {
                         println!("{:<14} {}", entry.label, show(entry.value));
                     }

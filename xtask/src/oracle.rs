@@ -152,6 +152,36 @@ fn fixture(name: &str) -> anyhow::Result<Vec<String>> {
     Ok(text.lines().skip(1).map(str::to_owned).collect())
 }
 
+/// `smiles` with one to three characters deleted, inserted or replaced, picked by `seed`.
+fn mutated(smiles: &str, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"CNOScno()=#123[]+-H@%";
+    // splitmix64: a fixed, well-mixed stream per seed.
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = move |n: usize| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    };
+    let mut bytes = smiles.as_bytes().to_vec();
+    for _ in 0..1 + next(3) {
+        if bytes.is_empty() {
+            break;
+        }
+        let at = next(bytes.len());
+        let new = ALPHABET[next(ALPHABET.len())];
+        match next(3) {
+            0 => {
+                bytes.remove(at);
+            }
+            1 => bytes.insert(at, new),
+            _ => bytes[at] = new,
+        }
+    }
+    String::from_utf8(bytes).expect("ASCII SMILES and alphabet")
+}
+
 /// `smiles` broken in one of six ways a generative model breaks SMILES, picked by `kind`.
 pub(crate) fn broken(s: &str, kind: usize) -> String {
     match kind % 6 {
@@ -195,6 +225,11 @@ fn chem_sample() -> anyhow::Result<Vec<String>> {
     let mut sample = valid.clone();
     for (i, s) in valid.iter().take(100).enumerate() {
         sample.push(broken(s, i));
+    }
+    // And broken at random (seeded): one to three characters deleted, inserted or replaced, which
+    // often makes two mistakes at once, where which one is reported depends on the parser's order.
+    for (i, s) in valid.iter().skip(100).take(150).enumerate() {
+        sample.push(mutated(s, i as u64));
     }
     // Valid molecules MOSES's filters reject (its splits were filtered, so they pass): each with a
     // substituent on its last atom that is charged, of another element, a large ring or an MCF or
@@ -253,6 +288,14 @@ fn chem(python: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|s| xp_chem::canonical_smiles(s).ok())
         .collect();
+    // Per SMILES: the kind of mistake that makes it invalid (null when valid), and the message.
+    let invalid: Vec<serde_json::Value> = sample
+        .iter()
+        .map(|s| match xp_chem::Molecule::parse(s) {
+            Ok(_) => json!(null),
+            Err(e) => json!([e.invalid_kind(), e.to_string()]),
+        })
+        .collect();
     // Per valid molecule: its graph (atoms and bonds), BRICS fragments (sorted), Murcko scaffold
     // and its ring count, filters.
     let per_molecule: Vec<serde_json::Value> = sample
@@ -303,6 +346,7 @@ fn chem(python: &Path) -> anyhow::Result<()> {
         w.join("ours.json"),
         serde_json::to_vec(&json!({
             "canonical": canonical,
+            "invalid": invalid,
             "per_molecule": per_molecule,
             "metrics": metrics,
         }))?,

@@ -992,6 +992,9 @@ fn chem_metrics_reads_csv_and_prints_json() {
     assert!(m["snn"].is_null(), "no reference given");
     assert!(m["frag"].is_null() && m["scaf"].is_null());
     assert_eq!(m["filters"], 1.0);
+    let invalid = m["invalid"].as_object().unwrap();
+    let total: u64 = invalid.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(total, 1, "{invalid:?}");
     // The table, with a reference set: every MOSES metric on its own row.
     let reference = dir.path().join("ref.txt");
     std::fs::write(
@@ -1023,6 +1026,8 @@ c1ccc2ccccc2c1
     };
     assert_eq!(row("validity"), "0.7500");
     assert_eq!(row("Filters"), "1.0000");
+    let why = table.lines().find(|l| l.starts_with("invalid")).unwrap();
+    assert!(why.ends_with(" 1 (1 syntax)"), "{why}");
     assert_eq!(
         row("Scaf"),
         "-",

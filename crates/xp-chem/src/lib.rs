@@ -10,6 +10,7 @@ mod filters;
 mod fragments;
 mod graph;
 mod grid;
+mod invalid;
 mod metrics;
 mod molecule;
 mod tokenizer;
@@ -17,6 +18,7 @@ mod vocab;
 
 pub use graph::{BondKind, GraphAtom, GraphBond, MolecularGraph};
 pub use grid::{GridImage, GridOptions, grid_image};
+pub use invalid::{InvalidCounts, InvalidKind};
 pub use metrics::{
     GenerationMetrics, MetricEntry, ReferenceSet, canonical_set, generation_metrics, quick_metrics,
 };

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::invalid::{InvalidCounts, InvalidKind};
 use crate::molecule::{ChemError, Fingerprint, Molecule};
 
 const RADIUS: u32 = 2;
@@ -41,6 +42,9 @@ pub struct GenerationMetrics {
     pub scaf: Option<f64>,
     /// Share of valid molecules passing MOSES's filters (see [`Molecule::passes_filters`]).
     pub filters: Option<f64>,
+    /// The invalid SMILES by kind of mistake (`count` = valid + `invalid.total()`).
+    #[serde(default)]
+    pub invalid: InvalidCounts,
 }
 
 /// One optional metric: its field name (as serialised), MOSES's label and its value.
@@ -100,15 +104,16 @@ struct Needs {
     filters: bool,
 }
 
-/// The features of each input that is valid (input order kept).
-fn prepare(smiles: &[&str], needs: Needs) -> Vec<Option<Features>> {
+/// The features of each input that is valid, or the kind of mistake (input order kept).
+fn prepare(smiles: &[&str], needs: Needs) -> Vec<Result<Features, InvalidKind>> {
+    let kind = |e: ChemError| e.invalid_kind().unwrap_or(InvalidKind::Other);
     smiles
         .par_iter()
         .map(|s| {
-            let mol = Molecule::parse(s).ok()?;
+            let mol = Molecule::parse(s).map_err(kind)?;
             let counts = needs.reference_counts;
-            Some(Features {
-                canonical: mol.canonical_smiles().ok()?,
+            Ok(Features {
+                canonical: mol.canonical_smiles().map_err(kind)?,
                 fingerprint: mol.morgan_fingerprint(RADIUS, BITS).ok(),
                 fragments: counts.then(|| mol.brics_fragments().ok()).flatten(),
                 scaffold: counts.then(|| scaffold(&mol).ok()).flatten(),
@@ -257,7 +262,14 @@ fn metrics_of(
     needs: Needs,
 ) -> GenerationMetrics {
     let prepared = prepare(generated, needs);
-    let valid: Vec<&Features> = prepared.iter().flatten().collect();
+    let mut invalid = InvalidCounts::default();
+    let mut valid: Vec<&Features> = Vec::with_capacity(prepared.len());
+    for features in &prepared {
+        match features {
+            Ok(features) => valid.push(features),
+            Err(kind) => invalid.add(*kind),
+        }
+    }
     let canonical: Vec<&str> = valid.iter().map(|f| f.canonical.as_str()).collect();
     let fps: Vec<Fingerprint> = valid.iter().filter_map(|f| f.fingerprint.clone()).collect();
     let (mut fragments, mut scaffolds) = (HashMap::new(), HashMap::new());
@@ -306,5 +318,6 @@ fn metrics_of(
         frag,
         scaf,
         filters,
+        invalid,
     }
 }

@@ -5,6 +5,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use cosmolkit::{MorganFingerprintParams, MorganGeneratorParams, SmilesWriteParams};
 
+use crate::invalid::{InvalidKind, classify};
+
 /// Longest SMILES accepted. The engine's cost grows about cubically with molecule size (a
 /// 2,000-atom chain takes seconds); drug-like molecules are far below this.
 pub const MAX_SMILES_LEN: usize = 500;
@@ -18,8 +20,9 @@ pub enum ChemError {
         "SMILES of {len} characters is longer than the {MAX_SMILES_LEN} accepted (the chemistry engine slows down steeply with size)"
     )]
     TooLong { len: usize },
-    #[error("invalid SMILES: {0}")]
-    Invalid(String),
+    /// Not a molecule; `kind` sorts the mistake, `reason` says it for people.
+    #[error("invalid SMILES: {reason}")]
+    Invalid { kind: InvalidKind, reason: String },
     #[error("the chemistry engine failed on this SMILES ({0}); counted as invalid")]
     EnginePanic(String),
     /// Each SMILES tried, by its index in the input, with why it could not be drawn.
@@ -27,6 +30,19 @@ pub enum ChemError {
     NothingToDraw { skipped: Vec<(usize, ChemError)> },
     #[error("cannot draw: {0}")]
     Draw(String),
+}
+
+impl ChemError {
+    /// The kind of mistake, for a SMILES that is not a molecule; `None` for drawing errors.
+    pub fn invalid_kind(&self) -> Option<InvalidKind> {
+        match self {
+            ChemError::Empty => Some(InvalidKind::Empty),
+            ChemError::TooLong { .. } => Some(InvalidKind::TooLong),
+            ChemError::Invalid { kind, .. } => Some(*kind),
+            ChemError::EnginePanic(_) => Some(InvalidKind::Other),
+            ChemError::NothingToDraw { .. } | ChemError::Draw(_) => None,
+        }
+    }
 }
 
 /// A parsed, sanitized molecule.
@@ -57,7 +73,10 @@ pub(crate) fn bit_words(fingerprint: &cosmolkit::Fingerprint, n_bits: u32) -> Ve
 /// Runs `f`, turning a panic inside the engine into an error; either message is made printable.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, ChemError> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(result) => result.map_err(|e| ChemError::Invalid(printable(&e))),
+        Ok(result) => result.map_err(|e| ChemError::Invalid {
+            kind: InvalidKind::Other,
+            reason: printable(&e),
+        }),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -95,6 +114,15 @@ impl Molecule {
         }
         guarded(|| cosmolkit::Molecule::from_smiles(smiles).map_err(|e| e.to_string()))
             .map(|inner| Molecule { inner })
+            .map_err(|error| match error {
+                ChemError::Invalid { reason, .. } => {
+                    let (kind, reason) = classify(smiles, &reason);
+                    // The message may quote the input, control characters and all.
+                    let reason = printable(&reason);
+                    ChemError::Invalid { kind, reason }
+                }
+                other => other,
+            })
     }
 
     /// The canonical SMILES (RDKit's `MolToSmiles` defaults: isomeric, canonical).

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use proptest::prelude::*;
 use xp_chem::{
-    ChemError, GenerationMetrics, MAX_SMILES_LEN, Molecule, ReferenceSet, canonical_smiles,
-    generation_metrics, is_valid, quick_metrics,
+    ChemError, GenerationMetrics, InvalidCounts, InvalidKind, MAX_SMILES_LEN, Molecule,
+    ReferenceSet, canonical_smiles, generation_metrics, is_valid, quick_metrics,
 };
 
 #[test]
@@ -32,7 +32,7 @@ fn valid_and_invalid_smiles() {
     ] {
         assert!(!is_valid(s), "{s}");
         assert!(
-            matches!(canonical_smiles(s), Err(ChemError::Invalid(_))),
+            matches!(canonical_smiles(s), Err(ChemError::Invalid { .. })),
             "{s}"
         );
     }
@@ -44,6 +44,90 @@ fn valid_and_invalid_smiles() {
             len: MAX_SMILES_LEN + 1
         })
     );
+}
+
+#[test]
+fn an_invalid_smiles_says_which_kind_of_mistake_and_where() {
+    use InvalidKind::*;
+    let long = "C".repeat(MAX_SMILES_LEN + 1);
+    // Where a SMILES has two mistakes, the one RDKit reports (its parser meets branches first,
+    // then closes rings label by label, pairing each label's atoms left to right).
+    let cases: [(&str, InvalidKind, &str); 17] = [
+        ("", Empty, "empty SMILES"),
+        (&long, TooLong, "longer than the 500 accepted"),
+        ("CC(C", Syntax, "syntax error at the end: unclosed branch"),
+        (
+            "CC)C",
+            Syntax,
+            "syntax error at character 3: unmatched branch close",
+        ),
+        ("CC==C", Syntax, "syntax error at character 4"),
+        (
+            "C[Xx]C",
+            Syntax,
+            "syntax error at character 2: no atom can be read from `[Xx]C`",
+        ),
+        (
+            "CC@C",
+            Syntax,
+            "syntax error at character 3: unexpected '@'",
+        ),
+        (
+            "C1CC",
+            UnclosedRing,
+            "ring bond 1 is opened but never closed",
+        ),
+        (
+            "C%12CC",
+            UnclosedRing,
+            "ring bond %12 is opened but never closed",
+        ),
+        (
+            "C(C)(C)(C)(C)C",
+            Valence,
+            "Explicit valence for atom # 0 C, 5, is greater than permitted",
+        ),
+        (
+            "c1cccc1",
+            Aromaticity,
+            "aromatic atoms 0, 1, 2, 3, 4 (0-based) admit no alternating",
+        ),
+        ("Cc1ccccc1C1cccC1", Aromaticity, "cannot kekulize"),
+        (
+            "CcC",
+            Aromaticity,
+            "aromatic atom 1 (0-based) is not in a ring",
+        ),
+        ("C(C1CC", Syntax, "syntax error at the end: unclosed branch"),
+        (
+            "Cc1n1oc(C)c1C",
+            Syntax,
+            "character 5: ring bond 1 duplicates the bond between atoms 1 and 2",
+        ),
+        (
+            "O=C1c22cccc2C1",
+            Syntax,
+            "character 7: ring bond 2 joins atom 2 (0-based) to itself",
+        ),
+        (
+            "O=C(CScsnc2c2c(Cl)ccc2o1)N1CCCC1",
+            UnclosedRing,
+            "ring bonds 1 and 2 are opened but never closed",
+        ),
+    ];
+    let mut counts = InvalidCounts::default();
+    for (smiles, kind, says) in cases {
+        let error = Molecule::parse(smiles).err().unwrap();
+        let message = error.to_string();
+        assert_eq!(error.invalid_kind(), Some(kind), "{smiles}: {message}");
+        assert!(message.contains(says), "{smiles}: {message}");
+        assert!(!message.contains("AtomId"), "{smiles}: {message}");
+        counts.add(kind);
+    }
+    let refs: Vec<&str> = cases.iter().map(|c| c.0).chain(["CCO"]).collect();
+    let metrics = quick_metrics(&refs, None);
+    assert_eq!(metrics.invalid, counts);
+    assert_eq!(metrics.invalid.total() + 1, metrics.count);
 }
 
 #[test]

@@ -116,7 +116,7 @@ fn nothing_valid_and_bad_layouts_are_errors() {
             assert!(
                 skipped
                     .iter()
-                    .all(|(_, e)| matches!(e, ChemError::Invalid(_)))
+                    .all(|(_, e)| matches!(e, ChemError::Invalid { .. }))
             );
         }
         other => panic!("expected nothing to draw, got {other}"),

@@ -19,7 +19,7 @@ use burn::tensor::cast::ToElement;
 use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use xp_chem::{GenerationMetrics, GridOptions, Vocabulary};
+use xp_chem::{GenerationMetrics, GridOptions, InvalidKind, Vocabulary};
 use xp_ckpt::{Checkpoint, CheckpointManager, Mode};
 use xp_config::{ExperimentConfig, ModelType};
 use xp_log::{ExperimentLogger, HParam, Image};
@@ -879,6 +879,15 @@ where
         if let Some(n) = scores.novelty {
             scalars.push(("samples/novelty", n));
         }
+        // Why the others are invalid, as shares of all samples (with validity, they sum to 1).
+        let invalid_tags: Vec<(String, f64)> = InvalidKind::ALL
+            .iter()
+            .map(|&kind| {
+                let share = scores.invalid.get(kind) as f64 / scores.count.max(1) as f64;
+                (format!("samples/invalid/{}", kind.key()), share)
+            })
+            .collect();
+        scalars.extend(invalid_tags.iter().map(|(tag, v)| (tag.as_str(), *v)));
         logger.log_scalars(&scalars)?;
         log_weights(&mut logger, &valid)?;
         log_samples(&mut logger, &sampled)?;
@@ -1167,10 +1176,12 @@ fn log_samples(logger: &mut ExperimentLogger, sampled: &[String]) -> Result<(), 
         .iter()
         .take(64)
         .map(|s| {
-            let mark = if xp_chem::is_valid(s) {
-                ""
-            } else {
-                " (invalid)"
+            let mark = match xp_chem::Molecule::parse(s) {
+                Ok(_) => String::new(),
+                Err(e) => format!(
+                    " (invalid: {})",
+                    e.invalid_kind().unwrap_or(InvalidKind::Other).label()
+                ),
             };
             format!("- `{}`{mark}", if s.is_empty() { "(empty)" } else { s })
         })
