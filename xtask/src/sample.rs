@@ -122,14 +122,21 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         }
     }
 
-    let valid = drawn
+    let kinds: Vec<Option<xp_chem::InvalidKind>> = drawn
         .smiles
         .par_iter()
-        .filter(|s| xp_chem::is_valid(s))
-        .count();
+        .map(|s| {
+            xp_chem::Molecule::parse(s)
+                .err()
+                .map(|e| e.invalid_kind().unwrap_or(xp_chem::InvalidKind::Other))
+        })
+        .collect();
+    let mut invalid = xp_chem::InvalidCounts::default();
+    kinds.iter().flatten().for_each(|&kind| invalid.add(kind));
+    let valid = drawn.smiles.len() - invalid.total();
     let config = &drawn.config;
     eprintln!(
-        "{} SMILES from {} (epoch {}, step {}, val loss {}) on {}; {:.1}% valid",
+        "{} SMILES from {} (epoch {}, step {}, val loss {}) on {}; {:.1}% valid, invalid {}",
         drawn.smiles.len(),
         shown(&drawn.checkpoint),
         drawn.epoch,
@@ -137,6 +144,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         drawn.val_loss.map_or("-".to_owned(), |v| format!("{v:.4}")),
         drawn.device,
         100.0 * valid as f64 / drawn.smiles.len().max(1) as f64,
+        invalid.summary(),
     );
     if let Some(out) = &args.out {
         let reference = config

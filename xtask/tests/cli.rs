@@ -376,6 +376,13 @@ fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("16 SMILES from results/"), "{stderr}");
     assert!(stderr.contains("% valid"), "{stderr}");
+    // And how many are invalid, by kind.
+    let invalid = samples.lines().filter(|s| !xp_chem::is_valid(s)).count();
+    let said = stderr.split(", invalid ").nth(1).unwrap_or("");
+    assert!(
+        said.starts_with(&format!("{invalid} (")) || (invalid == 0 && said.starts_with('0')),
+        "{invalid} invalid: {stderr}"
+    );
     // Into a file, with the hint to score them.
     let out = sample(&[
         run,
