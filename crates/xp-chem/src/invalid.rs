@@ -257,11 +257,11 @@ fn grammar_problem(smiles: &str) -> Option<Grammar> {
     // Per ring label: the atoms it follows, with where each occurrence is in the SMILES.
     let mut rings: std::collections::BTreeMap<u32, Vec<(usize, usize)>> = Default::default();
     let mut bonds: std::collections::HashSet<(usize, usize)> = Default::default();
-    let mut at = 0usize;
+    let mut characters_before = 0usize;
     for token in tokens {
         let text = token.0;
-        let character = smiles[..at].chars().count() + 1;
-        at += text.len();
+        let character = characters_before + 1;
+        characters_before += text.chars().count();
         let first = text.as_bytes()[0];
         if first == b'[' || first.is_ascii_alphabetic() || first == b'*' {
             if let Some(p) = previous {
