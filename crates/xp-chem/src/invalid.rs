@@ -147,7 +147,11 @@ pub(crate) fn classify(smiles: &str, engine: &str) -> (InvalidKind, String) {
             let open = match grammar_problem(smiles) {
                 Some(Grammar::Syntax(problem)) => return (InvalidKind::Syntax, problem),
                 Some(Grammar::Unclosed(labels)) => labels,
-                None => vec![ring_label(digits.parse().unwrap_or(0))],
+                None => vec![
+                    digits
+                        .parse()
+                        .map_or_else(|_| digits.to_owned(), ring_label),
+                ],
             };
             let reason = match open.as_slice() {
                 [one] => format!("ring bond {one} is opened but never closed"),
