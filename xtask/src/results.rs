@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde_json::{Value, json};
-use xp_results::{Entry, Found, Mode, Query, ResultsTracker, compare};
+use xp_results::{Entry, Filter, Found, Mode, Query, ResultsTracker, compare};
 
 #[derive(Args)]
 pub struct ResultsArgs {
@@ -89,6 +89,9 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
     match &args.command {
         ResultsCommand::List { n, columns } => {
             let mut found = query.all()?;
+            if found.value.is_empty() {
+                check_filter_paths(&args)?;
+            }
             if let Some(n) = n {
                 let skip = found.value.len().saturating_sub(*n);
                 found.value.drain(..skip);
@@ -98,6 +101,9 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
         }
         ResultsCommand::Best(rank) => {
             let found = query.best(&rank.metric, rank.mode.parse()?)?;
+            if found.value.is_none() {
+                check_filter_paths(&args)?;
+            }
             check_metric_exists(&query, &found, found.value.is_none(), &rank.metric)?;
             report(&query, &found, Some(&rank.metric));
             let entries: Vec<Entry> = found.value.into_iter().collect();
@@ -114,6 +120,9 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
         ResultsCommand::Top { rank, n, columns } => {
             let mode: Mode = rank.mode.parse()?;
             let found = query.top(&rank.metric, mode, *n)?;
+            if found.value.is_empty() {
+                check_filter_paths(&args)?;
+            }
             check_metric_exists(&query, &found, found.value.is_empty(), &rank.metric)?;
             report(&query, &found, Some(&rank.metric));
             print_entries(
@@ -157,6 +166,60 @@ fn report<T>(query: &Query, found: &Found<T>, metric: Option<&str>) {
     }
 }
 
+/// A filter on a config key or metric that no result has matches nothing, and is almost always a
+/// typo: fail, naming the closest key there is, rather than print an empty answer.
+fn check_filter_paths(args: &ResultsArgs) -> anyhow::Result<()> {
+    if args.filters.is_empty() {
+        return Ok(());
+    }
+    let mut query = ResultsTracker::open(&args.dir).query();
+    if let Some(glob) = &args.experiment {
+        query = query.experiment(glob)?;
+    }
+    let records = query.all()?.value;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let (mut config_paths, mut metrics) = (Vec::new(), Vec::new());
+    for entry in &records {
+        for path in entry.record.config_paths() {
+            if !config_paths.contains(&path) {
+                config_paths.push(path);
+            }
+        }
+    }
+    for name in metric_columns(&records, None) {
+        metrics.push(format!("metrics.{name}"));
+    }
+    for expr in &args.filters {
+        let filter: Filter = expr.parse()?;
+        let path = filter.path();
+        let (known, what) = if path.starts_with("metrics.") {
+            (&metrics, "metric")
+        } else {
+            (&config_paths, "config key")
+        };
+        if known.iter().any(|k| k == path) {
+            continue;
+        }
+        let suggestion = closest(known, path)
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
+        bail!("filter `{expr}`: no result has the {what} `{path}`{suggestion}");
+    }
+    Ok(())
+}
+
+/// The name in `names` closest to a misspelled `name`, if one is close.
+fn closest<'a>(names: &'a [String], name: &str) -> Option<&'a String> {
+    names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(n, name), n))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}
+
 /// A metric that no matching result has is almost always a typo: fail, naming the metrics there
 /// are, rather than print an empty answer.
 fn check_metric_exists<T>(
@@ -175,14 +238,7 @@ fn check_metric_exists<T>(
     let suggestion = names
         .iter()
         .find(|n| n.contains(metric))
-        .or_else(|| {
-            names
-                .iter()
-                .map(|n| (strsim::jaro_winkler(n, metric), n))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, n)| n)
-        })
+        .or_else(|| closest(&names, metric))
         .map(|n| format!("; did you mean `{n}`?"))
         .unwrap_or_default();
     bail!(

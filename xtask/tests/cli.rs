@@ -909,6 +909,51 @@ fn results_unknown_metric_fails_with_a_suggestion() {
 }
 
 #[test]
+fn results_filter_on_a_key_no_result_has_fails_with_a_suggestion() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    // A misspelled config key or metric in a filter would match nothing, silently.
+    for (command, filter, says) in [
+        (
+            &["list"][..],
+            "model.model_typ == vae",
+            "filter `model.model_typ == vae`: no result has the config key `model.model_typ`; did you mean `model.model_type`?",
+        ),
+        (
+            &["best", "--metric", "val_loss"][..],
+            "metrics.validty > 0.5",
+            "no result has the metric `metrics.validty`; did you mean `metrics.validity`?",
+        ),
+        (
+            &["top", "--metric", "val_loss", "--format", "json"][..],
+            "zzz != 1",
+            "filter `zzz != 1`: no result has the config key `zzz`",
+        ),
+    ] {
+        let mut args = vec!["results", "--dir", d, "--filter", filter];
+        args.extend(command);
+        let out = xtask(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
+        assert!(stderr.contains(says), "{filter}: {stderr}");
+        assert!(out.stdout.is_empty(), "{filter}");
+    }
+    // A key that exists but matches nothing stays an empty answer.
+    let out = xtask(&[
+        "results",
+        "--dir",
+        d,
+        "--filter",
+        "model.model_type == nothing",
+        "list",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "[]");
+}
+
+#[test]
 fn results_errors_are_clear() {
     let out = xtask(&["results", "--dir", "/nonexistent/results", "list"]);
     assert_eq!(out.status.code(), Some(1));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::record::Fields;
+use crate::record::{Fields, flatten};
 use crate::scan::{Line, SkippedLine, scan};
 use crate::{ResultRecord, ResultsError};
 
@@ -115,6 +115,11 @@ impl std::str::FromStr for Filter {
 }
 
 impl Filter {
+    /// What the filter looks at: a config path (`model.model_type`) or `metrics.NAME`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     fn matches(&self, config: &serde_json::Map<String, Value>, fields: &Fields<'_>) -> bool {
         let actual = match self.path.strip_prefix("metrics.") {
             Some(metric) => match fields.metric(metric) {
@@ -381,18 +386,4 @@ pub fn compare(a: &ResultRecord, b: &ResultRecord) -> Comparison {
         })
         .collect();
     Comparison { config, metrics }
-}
-
-fn flatten(map: &serde_json::Map<String, Value>, prefix: &str, out: &mut Vec<(String, Value)>) {
-    for (k, v) in map {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            Value::Object(inner) if !inner.is_empty() => flatten(inner, &path, out),
-            other => out.push((path, other.clone())),
-        }
-    }
 }

@@ -38,6 +38,13 @@ impl ResultRecord {
         parts.try_fold(first, |v, k| v.get(k))
     }
 
+    /// The dotted path of every value in the config (`model.model_type`, ...), in file order.
+    pub fn config_paths(&self) -> Vec<String> {
+        let mut flat = Vec::new();
+        flatten(&self.config, "", &mut flat);
+        flat.into_iter().map(|(path, _)| path).collect()
+    }
+
     /// The record as one line of the log, newline included.
     pub fn to_line(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
@@ -570,9 +577,35 @@ impl<'de> Visitor<'de> for MetricLookup<'_> {
     }
 }
 
+/// Every value of `map` with its dotted path (an empty object counts as a value).
+pub(crate) fn flatten(map: &Map<String, Value>, prefix: &str, out: &mut Vec<(String, Value)>) {
+    for (k, v) in map {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Object(inner) if !inner.is_empty() => flatten(inner, &path, out),
+            other => out.push((path, other.clone())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_paths_name_every_leaf_in_file_order() {
+        let record: ResultRecord = serde_json::from_str(
+            r#"{"timestamp": "t", "experiment_name": "e", "config": {"seed": 1, "model": {"model_type": "vae", "extra": {}}, "tags": ["a"]}, "metrics": {}, "artifacts": {}}"#,
+        )
+        .unwrap();
+        let paths = record.config_paths();
+        assert_eq!(paths, ["seed", "model.model_type", "model.extra", "tags"]);
+        assert!(paths.iter().all(|p| record.config_value(p).is_some()));
+    }
 
     #[test]
     fn non_finite_tokens_are_quoted_only_outside_strings() {
