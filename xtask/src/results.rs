@@ -90,7 +90,7 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
         ResultsCommand::List { n, columns } => {
             let mut found = query.all()?;
             if found.value.is_empty() {
-                check_filter_paths(&args)?;
+                explain_empty_answer(&args)?;
             }
             if let Some(n) = n {
                 let skip = found.value.len().saturating_sub(*n);
@@ -102,7 +102,7 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
         ResultsCommand::Best(rank) => {
             let found = query.best(&rank.metric, rank.mode.parse()?)?;
             if found.value.is_none() {
-                check_filter_paths(&args)?;
+                explain_empty_answer(&args)?;
             }
             check_metric_exists(&query, &found, found.value.is_none(), &rank.metric)?;
             report(&query, &found, Some(&rank.metric));
@@ -121,7 +121,7 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
             let mode: Mode = rank.mode.parse()?;
             let found = query.top(&rank.metric, mode, *n)?;
             if found.value.is_empty() {
-                check_filter_paths(&args)?;
+                explain_empty_answer(&args)?;
             }
             check_metric_exists(&query, &found, found.value.is_empty(), &rank.metric)?;
             report(&query, &found, Some(&rank.metric));
@@ -166,15 +166,34 @@ fn report<T>(query: &Query, found: &Found<T>, metric: Option<&str>) {
     }
 }
 
-/// A filter on a config key or metric that no result has matches nothing, and is almost always a
-/// typo: fail, naming the closest key there is, rather than print an empty answer.
-fn check_filter_paths(args: &ResultsArgs) -> anyhow::Result<()> {
-    if args.filters.is_empty() {
+/// For an empty answer: an experiment glob that no result's name matches, or a filter on a config
+/// key or metric that no result has, is almost always a typo. Fail, naming what there is, rather
+/// than print an empty answer.
+fn explain_empty_answer(args: &ResultsArgs) -> anyhow::Result<()> {
+    if args.filters.is_empty() && args.experiment.is_none() {
         return Ok(());
     }
     let mut query = ResultsTracker::open(&args.dir).query();
     if let Some(glob) = &args.experiment {
+        let everything = query.all()?.value;
         query = query.experiment(glob)?;
+        if !everything.is_empty() && query.all()?.value.is_empty() {
+            let mut names: Vec<String> = Vec::new();
+            for entry in &everything {
+                if !names.contains(&entry.record.experiment_name) {
+                    names.push(entry.record.experiment_name.clone());
+                }
+            }
+            let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+            let more = if names.len() > 10 { ", ..." } else { "" };
+            bail!(
+                "--experiment `{glob}` matches no result's name (the names there: {}{more})",
+                shown.join(", ")
+            );
+        }
+    }
+    if args.filters.is_empty() {
+        return Ok(());
     }
     let records = query.all()?.value;
     if records.is_empty() {

@@ -938,6 +938,16 @@ fn results_filter_on_a_key_no_result_has_fails_with_a_suggestion() {
         assert!(stderr.contains(says), "{filter}: {stderr}");
         assert!(out.stdout.is_empty(), "{filter}");
     }
+    // As does an experiment glob no name matches.
+    let out = xtask(&["results", "--dir", d, "--experiment", "moses_vea_*", "list"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "--experiment `moses_vea_*` matches no result's name (the names there: moses_vae_00, moses_autoregressive_01,"
+        ),
+        "{stderr}"
+    );
     // A key that exists but matches nothing stays an empty answer.
     let out = xtask(&[
         "results",
