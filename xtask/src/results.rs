@@ -175,38 +175,42 @@ fn explain_empty_answer(args: &ResultsArgs) -> anyhow::Result<()> {
     }
     let mut query = ResultsTracker::open(&args.dir).query();
     if let Some(glob) = &args.experiment {
-        let everything = query.all()?.value;
         query = query.experiment(glob)?;
-        if !everything.is_empty() && query.all()?.value.is_empty() {
-            let mut names: Vec<String> = Vec::new();
-            for entry in &everything {
-                if !names.contains(&entry.record.experiment_name) {
-                    names.push(entry.record.experiment_name.clone());
-                }
-            }
-            let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
-            let more = if names.len() > 10 { ", ..." } else { "" };
-            bail!(
-                "--experiment `{glob}` matches no result's name (the names there: {}{more})",
-                shown.join(", ")
-            );
-        }
     }
-    if args.filters.is_empty() {
-        return Ok(());
-    }
+    // What the filters choose from: the results the glob (if any) lets through.
     let records = query.all()?.value;
     if records.is_empty() {
+        if let Some(glob) = &args.experiment {
+            let mut names: Vec<String> = Vec::new();
+            for entry in ResultsTracker::open(&args.dir).query().all()?.value {
+                if names.len() > 10 {
+                    break;
+                }
+                if !names.contains(&entry.record.experiment_name) {
+                    names.push(entry.record.experiment_name);
+                }
+            }
+            if !names.is_empty() {
+                let more = if names.len() > 10 { ", ..." } else { "" };
+                names.truncate(10);
+                bail!(
+                    "--experiment `{glob}` matches no result's name (the names there: {}{more})",
+                    names.join(", ")
+                );
+            }
+        }
         return Ok(());
     }
-    let (mut config_paths, mut metrics) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::HashSet::new();
+    let mut config_paths = Vec::new();
     for entry in &records {
         for path in entry.record.config_paths() {
-            if !config_paths.contains(&path) {
+            if seen.insert(path.clone()) {
                 config_paths.push(path);
             }
         }
     }
+    let mut metrics = Vec::new();
     for name in metric_columns(&records, None) {
         metrics.push(format!("metrics.{name}"));
     }

@@ -356,7 +356,7 @@ mod tests {
     fn graphs_loaded_with_the_molecules_line_up_with_the_kept_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mixed.csv");
-        // Kept rows between a syntax error, a valence error and one too long.
+        // Kept rows between an unclosed ring, a valence error and one too long.
         let rows = [
             "CCO",
             "C1CC",
