@@ -8,6 +8,7 @@ import io
 import logging
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -15,6 +16,8 @@ import pandas as pd
 from PIL import Image
 from tb_oracle import check, failures, load
 from tensorboard.backend.event_processing import plugin_event_accumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.util import tensor_util
 
@@ -97,6 +100,21 @@ def main():
     check(len(text) == 1 and text[0].tensor_proto.string_val[0].decode() == "**bold** and `code` — ünïcode",
           "text value")
     check(w.SummaryMetadata("notes/text_summary").plugin_data.plugin_name == "text", "text plugin name")
+
+    # The Custom Scalars layout, under the tag and plugin name its plugin reads.
+    content = w.PluginTagToContent(custom_scalars.PLUGIN_NAME)
+    check(list(content) == [custom_scalars.CONFIG_SUMMARY_TAG], f"custom scalars tags: {sorted(content)}")
+    layout = layout_pb2.Layout.FromString(
+        w.Tensors(custom_scalars.CONFIG_SUMMARY_TAG)[0].tensor_proto.string_val[0])
+    check([c.title for c in layout.category] == ["losses", "empty"], f"layout categories {layout}")
+    charts = layout.category[0].chart if layout.category else []
+    check([c.title for c in charts] == ["loss and group", "band"], f"layout charts {layout}")
+    if len(charts) == 2:
+        check(list(charts[0].multiline.tag) == ["loss/.*", "group/run"], f"multiline tags {charts[0]}")
+        check(any(re.match(r, "loss/train") for r in charts[0].multiline.tag), "a multiline regex matches loss/train")
+        series = charts[1].margin.series
+        check(len(series) == 1 and (series[0].value, series[0].lower, series[0].upper) == ("loss/train", "special", "timed"),
+              f"margin series {series}")
 
     hp = load(os.path.join(root, "writer", "hp"))
     content = hp.PluginTagToContent("hparams")

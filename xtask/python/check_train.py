@@ -14,6 +14,8 @@ import pandas as pd
 from PIL import Image
 from safetensors.numpy import load_file
 from tb_oracle import check, failures, load
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 out, hidden, latent, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -43,6 +45,16 @@ for _, row in results.iterrows():
         check(tag in tags["scalars"], f"{model}: scalar {tag} missing ({tags['scalars']})")
     check(len(acc.Scalars("val/loss")) == row["config"]["training"]["epochs"], f"{model}: one val/loss per epoch")
     check(("val/reconstruction" in tags["scalars"]) == vae, f"{model}: val/reconstruction logged only for VAEs")
+    # The Custom Scalars layout: each chart draws scalars the run logged (uniqueness and novelty
+    # only exist once a sample is valid).
+    layout = layout_pb2.Layout.FromString(acc.Tensors(custom_scalars.CONFIG_SUMMARY_TAG)[0].tensor_proto.string_val[0])
+    for category in layout.category:
+        for chart in category.chart:
+            drawn = [t for t in tags["scalars"] if any(re.match(p, t) for p in chart.multiline.tag)]
+            check(drawn, f"{model}: chart {chart.title!r}: {list(chart.multiline.tag)} match no scalar ({tags['scalars']})")
+            if chart.title == "invalid samples by kind of mistake":
+                check(len(drawn) == 7, f"{model}: invalid kinds drawn {drawn}")
+    check(sum(len(c.chart) for c in layout.category) == 3, f"{model}: custom scalar charts {layout}")
     # Each epoch: the samples are valid or invalid for one reason, so the shares sum to 1.
     kinds = [t for t in tags["scalars"] if t.startswith("samples/invalid/")]
     check(len(kinds) == 7, f"{model}: invalid kinds {kinds}")

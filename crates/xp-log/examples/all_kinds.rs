@@ -1,7 +1,7 @@
 //! Writes one of every kind of summary into DIR, with known values, for TensorBoard (and the
 //! oracle check in `cargo xtask test`) to read: `cargo run -p xp-log --example all_kinds -- DIR`.
 
-use xp_log::{ExperimentLogger, HParam, Image, SummaryWriter};
+use xp_log::{Chart, ChartCategory, ExperimentLogger, HParam, Image, SummaryWriter};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("usage: all_kinds DIR")?;
@@ -63,6 +63,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
     }
     w.add_text("notes", "**bold** and `code` — ünïcode", 4)?;
+    w.add_custom_scalars(&[
+        ChartCategory {
+            title: "losses".to_owned(),
+            charts: vec![
+                Chart::Multiline {
+                    title: "loss and group".to_owned(),
+                    tags: vec!["loss/.*".to_owned(), "group/run".to_owned()],
+                },
+                Chart::Margin {
+                    title: "band".to_owned(),
+                    value: "loss/train".to_owned(),
+                    lower: "special".to_owned(),
+                    upper: "timed".to_owned(),
+                },
+            ],
+        },
+        ChartCategory {
+            title: "empty".to_owned(),
+            charts: Vec::new(),
+        },
+    ])?;
     w.add_hparams(
         &[
             ("lr".to_owned(), HParam::Number(3e-4)),

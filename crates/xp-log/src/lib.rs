@@ -1,6 +1,6 @@
 //! TensorBoard logging for Rust training loops: event files that the official TensorBoard reads
-//! (scalars, scalar groups, histograms, images, text, hparams), written by a background thread
-//! so a logging call costs a queue push; plus run directories with the config and a
+//! (scalars, scalar groups, histograms, images, text, hparams, custom-scalar charts), written by
+//! a background thread so a logging call costs a queue push; plus run directories with the config and a
 //! `metrics.jsonl` mirror.
 //!
 //! ```no_run
@@ -20,5 +20,5 @@ mod writer;
 pub use error::LogError;
 pub use logger::{CONFIG_FILE, ExperimentLogger, METRICS_FILE};
 pub use record::EventReader;
-pub use summary::{HParam, Image, default_bucket_edges};
+pub use summary::{Chart, ChartCategory, HParam, Image, default_bucket_edges};
 pub use writer::SummaryWriter;

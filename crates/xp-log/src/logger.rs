@@ -6,7 +6,7 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::io;
-use crate::{HParam, Image, LogError, SummaryWriter};
+use crate::{ChartCategory, HParam, Image, LogError, SummaryWriter};
 
 /// File name of the metrics mirror in a run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -166,6 +166,11 @@ impl ExperimentLogger {
 
     pub fn log_text(&mut self, tag: &str, markdown: &str) -> Result<(), LogError> {
         self.writer.add_text(tag, markdown, self.step)
+    }
+
+    /// The Custom Scalars tab's layout; see [`SummaryWriter::add_custom_scalars`].
+    pub fn log_custom_scalars(&mut self, layout: &[ChartCategory]) -> Result<(), LogError> {
+        self.writer.add_custom_scalars(layout)
     }
 
     /// A row in the HParams tab, in a sub-run of its own: `hparams` for the first, then

@@ -1,6 +1,7 @@
 //! The subset of TensorBoard's protocol buffers that we write, as prost messages derived in Rust
 //! (field numbers from tensorflow/core/util/event.proto, framework/summary.proto, tensor.proto,
-//! tensor_shape.proto and tensorboard/plugins/hparams/{api,plugin_data}.proto). No protoc needed.
+//! tensor_shape.proto, tensorboard/plugins/hparams/{api,plugin_data}.proto and
+//! tensorboard/plugins/custom_scalar/layout.proto). No protoc needed.
 
 #![allow(clippy::derive_partial_eq_without_eq)]
 
@@ -276,5 +277,67 @@ pub mod proto_value {
         StringValue(String),
         #[prost(bool, tag = "4")]
         BoolValue(bool),
+    }
+}
+
+/// The Custom Scalars tab's layout (custom_scalar/layout.proto).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Layout {
+    #[prost(int32, tag = "1")]
+    pub version: i32,
+    #[prost(message, repeated, tag = "2")]
+    pub category: Vec<Category>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Category {
+    #[prost(string, tag = "1")]
+    pub title: String,
+    #[prost(message, repeated, tag = "2")]
+    pub chart: Vec<Chart>,
+    #[prost(bool, tag = "3")]
+    pub closed: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Chart {
+    #[prost(string, tag = "1")]
+    pub title: String,
+    #[prost(oneof = "chart::Content", tags = "2, 3")]
+    pub content: Option<chart::Content>,
+}
+
+pub mod chart {
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Content {
+        #[prost(message, tag = "2")]
+        Multiline(super::MultilineChartContent),
+        #[prost(message, tag = "3")]
+        Margin(super::MarginChartContent),
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MultilineChartContent {
+    /// Regular expressions over scalar tags.
+    #[prost(string, repeated, tag = "1")]
+    pub tag: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MarginChartContent {
+    #[prost(message, repeated, tag = "1")]
+    pub series: Vec<margin_chart_content::Series>,
+}
+
+pub mod margin_chart_content {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Series {
+        #[prost(string, tag = "1")]
+        pub value: String,
+        #[prost(string, tag = "2")]
+        pub lower: String,
+        #[prost(string, tag = "3")]
+        pub upper: String,
     }
 }

@@ -1,6 +1,6 @@
 //! Building summary values the way torch's `SummaryWriter` does, so TensorBoard shows them the
-//! same: scalars, histograms (torch's default bucket edges and trimming), PNG images, text and
-//! hparams.
+//! same: scalars, histograms (torch's default bucket edges and trimming), PNG images, text,
+//! hparams and the Custom Scalars layout.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -201,6 +201,83 @@ pub(crate) fn text_value(tag: &str, markdown: &str) -> summary::Value {
                 dim: vec![proto::tensor_shape_proto::Dim { size: 1 }],
             }),
             string_val: vec![markdown.as_bytes().to_vec()],
+        })),
+    }
+}
+
+/// A chart of TensorBoard's Custom Scalars tab, where several scalars share one chart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chart {
+    /// One line per scalar whose tag matches any of `tags` (regular expressions, as TensorBoard
+    /// reads them: `samples/invalid/.*`).
+    Multiline { title: String, tags: Vec<String> },
+    /// The scalar `value` with a band from the scalar `lower` to the scalar `upper` (three tags).
+    Margin {
+        title: String,
+        value: String,
+        lower: String,
+        upper: String,
+    },
+}
+
+/// A titled section of the Custom Scalars tab.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartCategory {
+    pub title: String,
+    pub charts: Vec<Chart>,
+}
+
+/// The tag TensorBoard's custom_scalars plugin reads its layout from (its
+/// `metadata.CONFIG_SUMMARY_TAG`), as torch's `add_custom_scalars` writes it.
+const CUSTOM_SCALARS_TAG: &str = "custom_scalars__config__";
+
+pub(crate) fn custom_scalars_value(layout: &[ChartCategory]) -> summary::Value {
+    use proto::chart::Content;
+    let category = layout
+        .iter()
+        .map(|c| proto::Category {
+            title: c.title.clone(),
+            chart: c
+                .charts
+                .iter()
+                .map(|chart| match chart {
+                    Chart::Multiline { title, tags } => proto::Chart {
+                        title: title.clone(),
+                        content: Some(Content::Multiline(proto::MultilineChartContent {
+                            tag: tags.clone(),
+                        })),
+                    },
+                    Chart::Margin {
+                        title,
+                        value,
+                        lower,
+                        upper,
+                    } => proto::Chart {
+                        title: title.clone(),
+                        content: Some(Content::Margin(proto::MarginChartContent {
+                            series: vec![proto::margin_chart_content::Series {
+                                value: value.clone(),
+                                lower: lower.clone(),
+                                upper: upper.clone(),
+                            }],
+                        })),
+                    },
+                })
+                .collect(),
+            closed: false,
+        })
+        .collect();
+    let layout = proto::Layout {
+        version: 0,
+        category,
+    };
+    summary::Value {
+        tag: CUSTOM_SCALARS_TAG.to_owned(),
+        metadata: plugin("custom_scalars", Vec::new()),
+        value: Some(summary::value::Value::Tensor(proto::TensorProto {
+            dtype: proto::DT_STRING,
+            tensor_shape: Some(proto::TensorShapeProto::default()),
+            string_val: vec![layout.encode_to_vec()],
         })),
     }
 }

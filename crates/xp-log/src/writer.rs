@@ -18,8 +18,8 @@ use crate::error::io;
 use crate::proto::{Event, SessionLog, Summary, event::What, session_log, summary};
 use crate::record::frame;
 use crate::summary::{
-    HParam, Image, default_bucket_edges, histogram, histogram_value, hparams_values, image_value,
-    text_value,
+    ChartCategory, HParam, Image, custom_scalars_value, default_bucket_edges, histogram,
+    histogram_value, hparams_values, image_value, text_value,
 };
 
 /// Messages queued before callers wait (back-pressure, so a stalled disk cannot eat memory).
@@ -397,6 +397,12 @@ impl SummaryWriter {
     /// Markdown text for TensorBoard's text tab.
     pub fn add_text(&self, tag: &str, markdown: &str, step: i64) -> Result<(), LogError> {
         self.value(0, text_value(tag, markdown), step)
+    }
+
+    /// The Custom Scalars tab's layout: charts that each draw several scalars (as torch's
+    /// `add_custom_scalars`). Log it once per run; TensorBoard merges the layouts of all runs.
+    pub fn add_custom_scalars(&self, layout: &[ChartCategory]) -> Result<(), LogError> {
+        self.value(0, custom_scalars_value(layout), 0)
     }
 
     /// A row of TensorBoard's HParams tab: the hyperparameters and final metrics of a run, in

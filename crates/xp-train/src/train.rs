@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use xp_chem::{GenerationMetrics, GridOptions, InvalidKind, Vocabulary};
 use xp_ckpt::{Checkpoint, CheckpointManager, Mode};
 use xp_config::{ExperimentConfig, ModelType};
-use xp_log::{ExperimentLogger, HParam, Image};
+use xp_log::{Chart, ChartCategory, ExperimentLogger, HParam, Image};
 use xp_results::ResultsTracker;
 
 use crate::data::{LoadReport, encode_all, load_molecules, load_smiles, pool};
@@ -624,7 +624,10 @@ where
             (run_dir, manager, state, logger)
         }
         None => {
-            let logger = ExperimentLogger::create(&config.output_dir, &config.name, &config_toml)?;
+            let mut logger =
+                ExperimentLogger::create(&config.output_dir, &config.name, &config_toml)?;
+            // Logged once, at the start: a resumed run keeps it (it sits at step 0).
+            logger.log_custom_scalars(&chart_layout())?;
             let run_dir = logger.run_dir().to_path_buf();
             let manager = CheckpointManager::open(
                 run_dir.join(CHECKPOINTS_DIR),
@@ -1155,6 +1158,40 @@ fn log_weights<B: Backend, M: Module<B>>(
         logger.log_histogram(&format!("weights/{name}"), &values)?;
     }
     Ok(())
+}
+
+/// TensorBoard's Custom Scalars tab for a run: what is worth seeing in one chart.
+fn chart_layout() -> Vec<ChartCategory> {
+    let multiline = |title: &str, tags: &[&str]| Chart::Multiline {
+        title: title.to_owned(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+    };
+    vec![
+        ChartCategory {
+            title: "loss".to_owned(),
+            charts: vec![multiline(
+                "training and validation loss",
+                &["train/loss$", "val/loss$"],
+            )],
+        },
+        ChartCategory {
+            title: "samples".to_owned(),
+            charts: vec![
+                multiline(
+                    "validity, uniqueness and novelty",
+                    &[
+                        "samples/validity$",
+                        "samples/uniqueness$",
+                        "samples/novelty$",
+                    ],
+                ),
+                multiline(
+                    "invalid samples by kind of mistake",
+                    &["samples/invalid/.*"],
+                ),
+            ],
+        },
+    ]
 }
 
 /// The samples' grid image (the first 16, invalid skipped, as the seed's `log_molecules`) and
