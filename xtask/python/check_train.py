@@ -6,6 +6,7 @@ The runs use data.max_length = 60.
 Usage: check_train.py OUTPUT_DIR HIDDEN LATENT LAYERS"""
 
 import io
+import json
 import os
 import re
 import sys
@@ -14,8 +15,11 @@ import pandas as pd
 from PIL import Image
 from safetensors.numpy import load_file
 from tb_oracle import check, failures, load
-from tensorboard.plugins.custom_scalar import layout_pb2
-from tensorboard.plugins.custom_scalar import metadata as custom_scalars
+from tensorboard import context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.custom_scalar.custom_scalars_plugin import CustomScalarsPlugin
+from tensorboard.plugins.scalar.scalars_plugin import ScalarsPlugin
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 out, hidden, latent, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -45,16 +49,6 @@ for _, row in results.iterrows():
         check(tag in tags["scalars"], f"{model}: scalar {tag} missing ({tags['scalars']})")
     check(len(acc.Scalars("val/loss")) == row["config"]["training"]["epochs"], f"{model}: one val/loss per epoch")
     check(("val/reconstruction" in tags["scalars"]) == vae, f"{model}: val/reconstruction logged only for VAEs")
-    # The Custom Scalars layout: each chart draws scalars the run logged (uniqueness and novelty
-    # only exist once a sample is valid).
-    layout = layout_pb2.Layout.FromString(acc.Tensors(custom_scalars.CONFIG_SUMMARY_TAG)[0].tensor_proto.string_val[0])
-    for category in layout.category:
-        for chart in category.chart:
-            drawn = [t for t in tags["scalars"] if any(re.match(p, t) for p in chart.multiline.tag)]
-            check(drawn, f"{model}: chart {chart.title!r}: {list(chart.multiline.tag)} match no scalar ({tags['scalars']})")
-            if chart.title == "invalid samples by kind of mistake":
-                check(len(drawn) == 7, f"{model}: invalid kinds drawn {drawn}")
-    check(sum(len(c.chart) for c in layout.category) == 3, f"{model}: custom scalar charts {layout}")
     # Each epoch: the samples are valid or invalid for one reason, so the shares sum to 1.
     kinds = [t for t in tags["scalars"] if t.startswith("samples/invalid/")]
     check(len(kinds) == 7, f"{model}: invalid kinds {kinds}")
@@ -138,6 +132,37 @@ for _, row in results.iterrows():
         check(weights[f"{last}.norm.weight"].shape == (hidden,), "gnn: norm under PyTorch's name")
         check(weights["to_mean.weight"].shape == (latent, 2 * hidden), "gnn: to_mean shape")
     check(all(str(w.dtype) == "float32" for w in weights.values()), f"{model}: dtypes")
+
+# The Custom Scalars tab, served by TensorBoard's own plugin over the output folder: the runs'
+# layouts merge into one (same charts, no duplicates), and each chart draws scalars of every run.
+mux = plugin_event_multiplexer.EventMultiplexer()
+mux.AddRunsFromDirectory(out)
+mux.Reload()
+plugins = {}
+tb = base_plugin.TBContext(logdir=out, multiplexer=mux, plugin_name_to_instance=plugins,
+                           data_provider=data_provider.MultiplexerDataProvider(mux, out))
+plugins["scalars"] = ScalarsPlugin(tb)
+custom = CustomScalarsPlugin(tb)
+ctx = context.RequestContext()
+layout = json.loads(custom.layout_impl(ctx, "") or "{}")
+charts = [(c["title"], chart["title"], chart["multiline"]["tag"])
+          for c in layout.get("category", []) for chart in c["chart"]]
+check([t for _, t, _ in charts] == ["training and validation loss", "validity, uniqueness and novelty",
+                                    "invalid samples by kind of mistake"], f"custom scalars layout: {charts}")
+for _, row in results.iterrows():
+    model = row["config"]["model"]["model_type"]
+    run = os.path.relpath(row["artifacts"]["run_dir"], out)
+    epochs = row["config"]["training"]["epochs"]
+    for _, title, patterns in charts:
+        drawn = {}
+        for pattern in patterns:
+            answer = custom.scalars_impl(ctx, run, pattern, "")
+            check(answer["regex_valid"], f"{model}: chart {title!r}: {pattern!r} is not a valid pattern")
+            drawn.update({tag: len(events) for tag, events in answer["tag_to_events"].items()})
+        check(drawn, f"{model}: chart {title!r} draws nothing for run {run}")
+        if title == "invalid samples by kind of mistake":
+            check(len(drawn) == 7 and set(drawn.values()) == {epochs},
+                  f"{model}: invalid kinds drawn {drawn}, expected 7 with {epochs} points each")
 
 if failures:
     print("xp-train oracle: FAILED")
