@@ -13,7 +13,8 @@ use xp_results::{ResultsError, ResultsTracker};
 
 #[derive(clap::Args)]
 pub struct RunsArgs {
-    /// Output folder holding the run directories (the config's `output_dir`).
+    /// Output folder holding the run directories (the config's `output_dir`), or one run
+    /// directory to show that run alone.
     #[arg(default_value = "results")]
     dir: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
@@ -93,7 +94,22 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    let runs = read_runs(&args.dir)?;
+    // One run directory given: that run, read with its output folder (which holds the results
+    // log that says whether it finished).
+    let runs = if args.dir.join(xp_log::CONFIG_FILE).is_file() {
+        let run_dir = args.dir.canonicalize()?;
+        let folder = run_dir.parent().unwrap_or(&run_dir);
+        let runs = read_runs(folder, run_dir.file_name())?;
+        if runs.is_empty() {
+            bail!(
+                "{} is a run directory that cannot be read (see the warning above)",
+                args.dir.display()
+            );
+        }
+        runs
+    } else {
+        read_runs(&args.dir, None)?
+    };
     if runs.is_empty() {
         bail!(
             "no run directories in {} (a run directory holds {})",
@@ -118,8 +134,8 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The runs directly inside `dir`, oldest first.
-fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
+/// The runs directly inside `dir`, oldest first; only the one named `only`, if given.
+fn read_runs(dir: &Path, only: Option<&std::ffi::OsStr>) -> anyhow::Result<Vec<Run>> {
     // A folder whose runs have not finished yet has no results log.
     let results = match ResultsTracker::open(dir).query().all() {
         Ok(found) => found.value,
@@ -129,6 +145,9 @@ fn read_runs(dir: &Path) -> anyhow::Result<Vec<Run>> {
     let run_dirs = crate::train::run_dirs_inside(dir)?;
     let mut runs = Vec::with_capacity(run_dirs.len());
     for run_dir in run_dirs {
+        if only.is_some_and(|name| run_dir.file_name() != Some(name)) {
+            continue;
+        }
         let checkpoints = run_dir.join(xp_train::CHECKPOINTS_DIR);
         // A run that has not saved yet has no checkpoint folder; any other failure is said.
         let listed = if checkpoints.symlink_metadata().is_err() {

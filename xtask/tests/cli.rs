@@ -347,7 +347,35 @@ fn runs_reports_a_run_without_checkpoints_and_skips_a_broken_one() {
         stderr.contains(&format!("warning: skipped {}", broken.display())),
         "{stderr}"
     );
+    // A run directory given where the output folder belongs: that run alone.
+    let out = xtask(&["runs", started.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runs: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(
+        runs[0]["run_dir"]
+            .as_str()
+            .unwrap()
+            .ends_with("started_20261129_101010"),
+        "{runs:?}"
+    );
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "the other runs are not read: {}",
+        text(&out.stderr)
+    );
     let out = xtask(&["runs", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is a run directory that cannot be read")
+            && stderr.contains(&format!("warning: skipped {}", broken.display())),
+        "{stderr}"
+    );
+    let out = xtask(&["runs", dir.path().join("not_a_run").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("no run directories in"),
