@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
+use rayon::prelude::*;
+use xp_chem::InvalidKind;
 
 use crate::oracle::as_strs;
 
@@ -208,22 +210,55 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ChemCommand::Canon { why } => {
+            // Lines go through in chunks, each on every core, and come out in input order.
+            const CHUNK: usize = 4096;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for (i, line) in stdin_lines().enumerate() {
-                let canonical = line
-                    .context("reading standard input")?
-                    .and_then(|text| xp_chem::canonical_smiles(&text).map_err(|e| e.to_string()));
-                match canonical {
-                    Ok(c) => writeln!(out, "{c}")?,
-                    Err(e) => {
-                        writeln!(out)?;
-                        if why {
-                            eprintln!("line {}: {e}", i + 1);
+            let mut input = stdin_lines();
+            let (mut lines, mut number) = (Vec::with_capacity(CHUNK), 0usize);
+            let mut invalid = xp_chem::InvalidCounts::default();
+            loop {
+                lines.clear();
+                for line in input.by_ref().take(CHUNK) {
+                    lines.push(line.context("reading standard input")?);
+                }
+                if lines.is_empty() {
+                    break;
+                }
+                let answers: Vec<Result<String, (InvalidKind, String)>> = lines
+                    .par_iter()
+                    .map(|line| match line {
+                        Ok(text) => xp_chem::canonical_smiles(text).map_err(|e| {
+                            (
+                                e.invalid_kind().unwrap_or(InvalidKind::Other),
+                                e.to_string(),
+                            )
+                        }),
+                        // A byte that is not text is no SMILES character.
+                        Err(not_text) => Err((InvalidKind::Syntax, not_text.clone())),
+                    })
+                    .collect();
+                for answer in answers {
+                    number += 1;
+                    match answer {
+                        Ok(c) => writeln!(out, "{c}")?,
+                        Err((kind, e)) => {
+                            writeln!(out)?;
+                            invalid.add(kind);
+                            if why {
+                                eprintln!("line {number}: {e}");
+                            }
                         }
                     }
                 }
             }
             out.flush()?;
+            if why {
+                eprintln!(
+                    "{number} lines: {} valid, invalid {}",
+                    number - invalid.total(),
+                    invalid.summary()
+                );
+            }
             Ok(())
         }
         ChemCommand::Metrics {

@@ -1046,9 +1046,39 @@ fn chem_canon_writes_one_line_per_input_and_says_why() {
     assert_eq!(text(&out.stdout), "CCO\n\n\nc1ccccc1\n");
     let stderr = text(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{stderr}");
-    assert!(lines[0].starts_with("line 2: invalid SMILES"), "{stderr}");
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert_eq!(
+        lines[0],
+        "line 2: invalid SMILES: ring bond 1 is opened but never closed"
+    );
     assert_eq!(lines[1], "line 3: not UTF-8 text (a bad byte at column 1)");
+    assert_eq!(
+        lines[2],
+        "4 lines: 2 valid, invalid 2 (1 syntax, 1 unclosed ring)"
+    );
+}
+
+#[test]
+fn chem_canon_keeps_the_input_order_across_chunks() {
+    // More lines than one parallel chunk holds; each comes out on its own line number.
+    let input: Vec<String> = (0..10_000)
+        .map(|i| match i % 7 {
+            0 => "C1CC".to_owned(),
+            _ => format!("O{}", "C".repeat(i % 5)),
+        })
+        .collect();
+    let out = xtask_with_input(
+        &["chem", "canon"],
+        format!("{}\n", input.join("\n")).as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let expected: Vec<String> = input
+        .iter()
+        .map(|s| xp_chem::canonical_smiles(s).unwrap_or_default())
+        .collect();
+    let got: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(got, expected);
+    assert!(out.stderr.is_empty(), "no --why, nothing on stderr");
 }
 
 #[test]
