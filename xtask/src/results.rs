@@ -565,10 +565,14 @@ fn compare_lines(
             let mut table = Table::new();
             table.load_preset(presets::UTF8_BORDERS_ONLY);
             table.set_header(["", "key", &names[0], &names[1]]);
+            let same = rows.is_empty();
             for r in rows {
                 table.add_row(r);
             }
             writeln!(out, "{table}")?;
+            if same {
+                writeln!(out, "(no differences in config or metrics)")?;
+            }
             Ok(())
         }
     }

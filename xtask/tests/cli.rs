@@ -786,6 +786,39 @@ fn results_list_table_and_compare() {
         !table.contains("data.train_path"),
         "equal keys are not listed: {table}"
     );
+    // Nor equal metrics: line 1 and line 3 share their dropout and differ in their scores.
+    let rows = |a: &str, b: &str| {
+        let out = xtask(&["results", "--dir", d, "compare", a, b, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r["kind"].as_str().unwrap(),
+                    r["key"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let differences = rows("1", "3");
+    assert!(
+        !differences.contains(&"config model.dropout".to_owned()),
+        "{differences:?}"
+    );
+    assert!(
+        rows("1", "1").is_empty(),
+        "a result against itself differs in nothing"
+    );
+    let out = xtask(&["results", "--dir", d, "compare", "1", "1"]);
+    assert!(
+        text(&out.stdout).contains("(no differences in config or metrics)"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = xtask(&["results", "--dir", d, "compare", "1", "999"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no result on line 999"));

@@ -348,12 +348,12 @@ impl Query {
 pub struct Comparison {
     /// (path, value in a, value in b); `None` where a side lacks the key.
     pub config: Vec<(String, Option<Value>, Option<Value>)>,
-    /// (metric, value in a, value in b); every metric of either side, differing or not.
+    /// (metric, value in a, value in b); `None` where a side lacks the metric. NaN on both
+    /// sides counts as equal.
     pub metrics: Vec<(String, Option<f64>, Option<f64>)>,
 }
 
-/// The config keys and metrics that differ between `a` and `b` (metrics: all of them, so the
-/// comparison reads as a table of scores).
+/// The config keys and metrics that differ between `a` and `b`, in `a`'s order, then `b`'s.
 pub fn compare(a: &ResultRecord, b: &ResultRecord) -> Comparison {
     let mut flat_a = Vec::new();
     let mut flat_b = Vec::new();
@@ -375,6 +375,10 @@ pub fn compare(a: &ResultRecord, b: &ResultRecord) -> Comparison {
         .collect();
     let mut names: Vec<&String> = a.metrics.keys().collect();
     names.extend(b.metrics.keys().filter(|k| !a.metrics.contains_key(*k)));
+    let same = |x: Option<f64>, y: Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => x == y || (x.is_nan() && y.is_nan()),
+        (x, y) => x.is_none() && y.is_none(),
+    };
     let metrics = names
         .into_iter()
         .map(|k| {
@@ -384,6 +388,7 @@ pub fn compare(a: &ResultRecord, b: &ResultRecord) -> Comparison {
                 b.metrics.get(k).copied(),
             )
         })
+        .filter(|(_, x, y)| !same(*x, *y))
         .collect();
     Comparison { config, metrics }
 }

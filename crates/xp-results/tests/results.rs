@@ -407,7 +407,7 @@ fn reads_the_seed_python_format() {
 }
 
 #[test]
-fn compare_lists_differing_config_keys_and_all_metrics() {
+fn compare_lists_differing_config_keys_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let log = ResultsTracker::open(dir.path());
     log_three(&log);
@@ -429,6 +429,22 @@ fn compare_lists_differing_config_keys_and_all_metrics() {
         c.metrics
             .contains(&("validity".to_owned(), Some(0.9), None))
     );
+    // Equal metrics (NaN on both sides included) and equal config values are left out.
+    let log = ResultsTracker::open(dir.path().join("twins"));
+    let config = json!({"model": {"model_type": "vae"}, "seed": 1});
+    for loss in [0.5, 0.25] {
+        log.log_result(
+            "twin",
+            &config,
+            [("val_loss", loss), ("validity", 0.9), ("kl", f64::NAN)],
+            [],
+        )
+        .unwrap();
+    }
+    let twins = log.query().all().unwrap().value;
+    let c = compare(&twins[0].record, &twins[1].record);
+    assert!(c.config.is_empty(), "{:?}", c.config);
+    assert_eq!(c.metrics, [("val_loss".to_owned(), Some(0.5), Some(0.25))]);
 }
 
 #[test]
