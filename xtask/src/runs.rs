@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::ValueEnum;
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde::Serialize;
@@ -97,7 +97,10 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     // One run directory given: that run, read with its output folder (which holds the results
     // log that says whether it finished).
     let runs = if args.dir.join(xp_log::CONFIG_FILE).is_file() {
-        let run_dir = args.dir.canonicalize()?;
+        let run_dir = args
+            .dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", args.dir.display()))?;
         let folder = run_dir.parent().unwrap_or(&run_dir);
         let runs = read_runs(folder, run_dir.file_name())?;
         if runs.is_empty() {
