@@ -222,11 +222,17 @@ fn resume_to_the_end(dir: &Path, run_dir: &Path) {
         "{stdout}"
     );
     assert!(stdout.contains("tensorboard --logdir"), "{stdout}");
-    assert!(
-        text(&out.stderr).contains("resuming"),
-        "{}",
-        text(&out.stderr)
-    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("resuming"), "{stderr}");
+    // Each epoch line names the samples' commonest mistake, unless every one is valid.
+    let epochs: Vec<&str> = stderr.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert!(!epochs.is_empty(), "{stderr}");
+    for line in epochs {
+        assert!(
+            line.contains("validity 100.0%,") || line.contains("% (commonest mistake: "),
+            "{line}"
+        );
+    }
     let results = std::fs::read_to_string(dir.join("results/results.jsonl")).unwrap();
     assert_eq!(results.lines().count(), 1, "one result for the whole run");
     // The metrics mirror holds every step of the 300 once: whole lines, nothing the interrupted

@@ -927,7 +927,7 @@ where
             &bar,
             options.progress,
             format!(
-                "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, {}validity {:.1}%, {:.0} tokens/s{}",
+                "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, {}validity {:.1}%{}, {:.0} tokens/s{}",
                 epoch + 1,
                 t.epochs,
                 train_loss,
@@ -936,6 +936,16 @@ where
                     r * 100.0
                 )),
                 scores.validity * 100.0,
+                // The commonest mistake, as a share of the samples: what to look at next.
+                scores
+                    .invalid
+                    .most_frequent()
+                    .first()
+                    .map_or(String::new(), |(kind, n)| format!(
+                        " (commonest mistake: {}, {:.0}%)",
+                        kind.label(),
+                        100.0 * *n as f64 / scores.count.max(1) as f64
+                    )),
                 epoch_tokens as f64 / train_seconds.max(1e-9),
                 if improved { " (best)" } else { "" }
             ),
