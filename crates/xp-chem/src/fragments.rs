@@ -172,7 +172,12 @@ impl Molecule {
             Ok(())
         })?;
         if cuts.iter().all(Option::is_none) {
-            return Ok(vec![self.canonical_smiles()?]);
+            // Still one fragment per component, as MOSES splits RDKit's SMILES at every '.'.
+            return Ok(self
+                .canonical_smiles()?
+                .split('.')
+                .map(str::to_owned)
+                .collect());
         }
         // Each cut bond is replaced, in its place, by one bond from each end to a new dummy
         // atom: every atom keeps the order of its neighbours, so chirality needs no fixing.
@@ -226,6 +231,14 @@ impl Molecule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_molecule_of_several_components_gives_one_fragment_each_even_without_a_cut() {
+        // RDKit + MOSES: MolToSmiles(FragmentOnBRICSBonds(m)).split(".").
+        let fragments = |s: &str| Molecule::parse(s).unwrap().brics_fragments().unwrap();
+        assert_eq!(fragments("[Na+].[Cl-]"), ["[Cl-]", "[Na+]"]);
+        assert_eq!(fragments("CC"), ["CC"]);
+    }
 
     #[test]
     fn every_rule_compiles() {
