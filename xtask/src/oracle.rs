@@ -260,6 +260,51 @@ fn chem_sample() -> anyhow::Result<Vec<String>> {
         sample.push(format!("{s}{}", SUBSTITUENTS[i % SUBSTITUENTS.len()]));
     }
     sample.extend(valid.iter().take(50).cloned());
+    // Oddities, valid and not: stereo, charges, isotopes, wildcards, dot bonds, long ring
+    // labels, hypervalent and aromatic edge cases, and mistakes that make two at once.
+    const ODD: [&str; 40] = [
+        "[C@@@H]",
+        "[C+9]",
+        "O=N(=O)C",
+        "c1ccc1",
+        "[c]",
+        "C[n]1cccc1",
+        "n1cccc1",
+        "[nH]1cccc1",
+        "C1CC1C1",
+        "[Xe]",
+        "[Na+].[Cl-]",
+        "C%(123)CC%(123)",
+        "C(=O",
+        "C)",
+        "()",
+        "C((C))",
+        "C..C",
+        "C=",
+        "=C",
+        "C(=C)(=C)(=C)",
+        "[CH5]",
+        "[NH4]",
+        "[B-](C)(C)(C)C",
+        "S(=O)(=O)(=O)(=O)C",
+        "P(C)(C)(C)(C)(C)C",
+        "C1CCCCC%10",
+        "c1ccccc1c",
+        "o1cccc1",
+        "C[C@H](F)Cl",
+        "C/C=C/C",
+        "F/C=C/F/C",
+        "*C",
+        "[*]C",
+        "C1.C1",
+        "[13CH4]",
+        "Cc1n1oc(C)c1C",
+        "O=C1c22cccc2C1",
+        "C(C1CC",
+        "O=C(CScsnc2c2c(Cl)ccc2o1)N1CCCC1",
+        "c1cc2ccccc2cc1",
+    ];
+    sample.extend(ODD.iter().map(|s| (*s).to_owned()));
     Ok(sample)
 }
 
