@@ -110,6 +110,8 @@ impl<B: Backend> SmilesDiffusion<B> {
 }
 
 impl<B: Backend> SmilesModel<B> for SmilesDiffusion<B> {
+    const BACKEND_NOISE: bool = true;
+
     fn loss(&self, batch: &Batch<B>, _kl_beta: f64) -> Loss<B> {
         let device = batch.targets.device();
         let [n, steps] = batch.targets.dims();

@@ -16,7 +16,7 @@ use xp_chem::{BondKind, ChemError, GraphAtom, MolecularGraph, Molecule};
 
 use crate::lstm::{LstmState, StackedLstm};
 use crate::models::{Batch, LatentDecoder, Loss, Recurrent, SmilesModel};
-use crate::rng::Rng;
+use crate::rng::{Noise, Rng, dropout};
 use crate::sample::one_token_at_a_time;
 
 /// Elements with a feature of their own (the organic subset and boron, silicon, selenium); every
@@ -221,15 +221,21 @@ impl<B: Backend> GraphVae<B> {
         }
     }
 
-    /// The mean and log-variance of `z` `[B, latent]` for each graph of `graphs`.
-    pub fn encode(&self, graphs: &GraphBatch<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    /// The mean and log-variance of `z` `[B, latent]` for each graph of `graphs`; dropout
+    /// (training only) from the stream of `seed` ([`Batch::seed`]).
+    pub fn encode(
+        &self,
+        graphs: &GraphBatch<B>,
+        seed: Option<u64>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let mut noise = Noise::Graph.rng(seed);
         let mask = graphs.mask.clone();
         let mut h = self.atom_embedding.forward(graphs.atoms.clone()) * mask.clone();
         let last = self.graph_layers.len().saturating_sub(1);
         for (l, layer) in self.graph_layers.iter().enumerate() {
             h = layer.forward(h, graphs);
             if l < last {
-                h = self.dropout.forward(h) * mask.clone();
+                h = dropout(&self.dropout, h, &mut noise) * mask.clone();
             }
         }
         let [batch, _, hidden] = h.dims();
@@ -255,12 +261,12 @@ impl<B: Backend> SmilesModel<B> for GraphVae<B> {
             .graphs
             .as_ref()
             .expect("the training loop gives a gnn its batches' graphs");
-        let (mean, log_var) = self.encode(graphs);
+        let (mean, log_var) = self.encode(graphs, batch.seed);
         self.latent_decoder().loss(batch, mean, log_var, kl_beta)
     }
 
     fn reconstruct(&self, batch: &Batch<B>, max_tokens: usize) -> Option<Vec<Vec<u32>>> {
-        let (mean, _) = self.encode(batch.graphs.as_ref()?);
+        let (mean, _) = self.encode(batch.graphs.as_ref()?, batch.seed);
         Some(self.latent_decoder().greedy(mean, max_tokens))
     }
 
@@ -357,7 +363,7 @@ mod tests {
         let graphs: Vec<EncodedGraph> = spellings.iter().map(|s| graph(s)).collect();
         let other = graph("OCC(=O)Nc1ccncc1");
         let refs: Vec<&EncodedGraph> = graphs.iter().chain([&other]).collect();
-        let (mean, log_var) = model.encode(&GraphBatch::new(&refs, &device));
+        let (mean, log_var) = model.encode(&GraphBatch::new(&refs, &device), None);
         for codes in [mean, log_var] {
             let v = codes.to_data().to_vec::<f32>().unwrap();
             let row = |i: usize| &v[i * 8..(i + 1) * 8];

@@ -27,7 +27,9 @@ pub use generate::{GenerateOptions, Generated, Pick, SAMPLE_BATCH, generate};
 pub use gnn::{ATOM_FEATURES, BOND_KINDS, EncodedGraph, GraphBatch, GraphLayer, GraphVae};
 pub use lstm::{LstmLayer, LstmState, StackedLstm};
 pub use models::{Batch, CharRnn, Loss, SmilesModel, SmilesVae};
-pub use rng::{Rng, Stream, epoch_order, with_backend_seed};
+pub use rng::{
+    Noise, NoiseRng, Rng, Stream, dropout, epoch_order, standard_normal, with_backend_seed,
+};
 pub use sample::sample;
 pub use train::{
     CHECKPOINTS_DIR, Finish, MODEL_FILE, OPTIMIZER_FILE, RANK_METRIC, STATE_FILE, Timing,
@@ -63,18 +65,27 @@ fn run_on(
     name: String,
 ) -> Result<TrainOutcome, TrainError> {
     match engine {
-        Engine::Flex => {
-            train_on::<Autodiff<burn::backend::Flex>>(config, options, Default::default(), name)
-        }
-        Engine::NdArray => {
-            train_on::<Autodiff<burn::backend::NdArray>>(config, options, Default::default(), name)
-        }
+        Engine::Flex => train_on::<Autodiff<burn::backend::Flex>>(
+            config,
+            options,
+            Default::default(),
+            name,
+            true,
+        ),
+        Engine::NdArray => train_on::<Autodiff<burn::backend::NdArray>>(
+            config,
+            options,
+            Default::default(),
+            name,
+            true,
+        ),
         #[cfg(feature = "cuda")]
         Engine::Cuda(index) => train_on::<Autodiff<burn::backend::Cuda>>(
             config,
             options,
             burn::backend::cuda::CudaDevice::new(index),
             name,
+            false,
         ),
         #[cfg(not(feature = "cuda"))]
         Engine::Cuda(_) => Err(TrainError::Device(
@@ -88,6 +99,7 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     options: &TrainOptions,
     device: B::Device,
     device_name: String,
+    on_cpu: bool,
 ) -> Result<TrainOutcome, TrainError> {
     let m = &config.model;
     let (hidden, layers, latent) = (
@@ -98,29 +110,42 @@ fn train_on<B: burn::tensor::backend::AutodiffBackend>(
     let dropout = m.dropout;
     match m.model_type {
         ModelType::Autoregressive => {
-            train::run::<B, CharRnn<B>>(config, options, device, device_name, |vocab, d| {
+            train::run::<B, CharRnn<B>>(config, options, device, device_name, on_cpu, |vocab, d| {
                 CharRnn::new(vocab, hidden, layers, dropout, d)
             })
         }
-        ModelType::Vae => {
-            train::run::<B, SmilesVae<B>>(config, options, device, device_name, |vocab, d| {
-                SmilesVae::new(vocab, hidden, latent, layers, dropout, d)
-            })
-        }
+        ModelType::Vae => train::run::<B, SmilesVae<B>>(
+            config,
+            options,
+            device,
+            device_name,
+            on_cpu,
+            |vocab, d| SmilesVae::new(vocab, hidden, latent, layers, dropout, d),
+        ),
         ModelType::Diffusion => {
             let max_tokens = config.data.max_length as usize;
             let sampling = Sampling {
                 steps: m.diffusion_steps as usize,
                 order: m.diffusion_order,
             };
-            train::run::<B, SmilesDiffusion<B>>(config, options, device, device_name, |vocab, d| {
-                SmilesDiffusion::new(vocab, hidden, layers, dropout, max_tokens, sampling, d)
-            })
+            train::run::<B, SmilesDiffusion<B>>(
+                config,
+                options,
+                device,
+                device_name,
+                on_cpu,
+                |vocab, d| {
+                    SmilesDiffusion::new(vocab, hidden, layers, dropout, max_tokens, sampling, d)
+                },
+            )
         }
-        ModelType::Gnn => {
-            train::run::<B, GraphVae<B>>(config, options, device, device_name, |vocab, d| {
-                GraphVae::new(vocab, hidden, latent, layers, dropout, d)
-            })
-        }
+        ModelType::Gnn => train::run::<B, GraphVae<B>>(
+            config,
+            options,
+            device,
+            device_name,
+            on_cpu,
+            |vocab, d| GraphVae::new(vocab, hidden, latent, layers, dropout, d),
+        ),
     }
 }

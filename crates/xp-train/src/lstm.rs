@@ -10,6 +10,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
+use crate::rng::{NoiseRng, dropout};
+
 /// One LSTM layer.
 #[derive(Module, Debug)]
 pub struct LstmLayer<B: Backend> {
@@ -114,11 +116,13 @@ impl<B: Backend> StackedLstm<B> {
     }
 
     /// Runs every layer over the time steps `inputs` (each `[B, in]`); returns the top layer's
-    /// output at each step (`[B, H]`) and the final state.
+    /// output at each step (`[B, H]`) and the final state. Dropout (training only) draws its
+    /// masks from `noise`, or from the backend's generator when that is `None`.
     pub fn forward(
         &self,
         inputs: Vec<Tensor<B, 2>>,
         state: LstmState<B>,
+        noise: &mut NoiseRng,
     ) -> (Vec<Tensor<B, 2>>, LstmState<B>) {
         let mut x = inputs;
         let mut out = LstmState {
@@ -137,7 +141,9 @@ impl<B: Backend> StackedLstm<B> {
             out.hidden.push(h);
             out.cell.push(c);
             x = if l < last {
-                y.into_iter().map(|t| self.dropout.forward(t)).collect()
+                y.into_iter()
+                    .map(|t| dropout(&self.dropout, t, noise))
+                    .collect()
             } else {
                 y
             };

@@ -11,7 +11,7 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
 use crate::gnn::{EncodedGraph, GraphBatch};
 use crate::lstm::{LstmState, StackedLstm};
-use crate::rng::Rng;
+use crate::rng::{Noise, NoiseRng, Rng, standard_normal};
 use crate::sample::{Ends, decode_tokens, likeliest_token, one_token_at_a_time};
 
 /// A padded batch on the device. Sequence `i` has `lengths[i]` targets: its tokens then `<eos>`.
@@ -28,6 +28,10 @@ pub struct Batch<B: Backend> {
     pub tokens: usize,
     /// The molecules' graphs, for models that read them ([`SmilesModel::READS_GRAPHS`]).
     pub graphs: Option<GraphBatch<B>>,
+    /// Seed of the noise a model draws in a training forward pass on this batch (dropout, the
+    /// VAE's reparameterisation), each part from its own stream ([`Noise`]); `None`: from the
+    /// backend's generator, seeded by the caller.
+    pub seed: Option<u64>,
 }
 
 impl<B: Backend> Batch<B> {
@@ -55,6 +59,7 @@ impl<B: Backend> Batch<B> {
             tokens: lengths.iter().sum(),
             lengths,
             graphs: None,
+            seed: None,
         }
     }
 
@@ -69,6 +74,14 @@ impl<B: Backend> Batch<B> {
 
     pub fn size(&self) -> usize {
         self.lengths.len()
+    }
+
+    /// The batch with `seed` for its forward pass's noise, drawn by our own generator.
+    pub fn with_seed(self, seed: u64) -> Self {
+        Batch {
+            seed: Some(seed),
+            ..self
+        }
     }
 }
 
@@ -87,6 +100,10 @@ pub struct Loss<B: Backend> {
 pub trait SmilesModel<B: Backend>: Module<B> {
     /// Whether the model reads each molecule's graph (`gnn`): only then do batches carry one.
     const READS_GRAPHS: bool = false;
+    /// Whether a training forward pass draws from the backend's process-wide generator (the
+    /// diffusion model: its masking and Burn's transformer dropout) and not only from
+    /// [`Batch::seed`]. Such passes take turns when a batch's slices run on several threads.
+    const BACKEND_NOISE: bool = false;
 
     /// Loss on `batch`; `kl_beta` weights the VAE's KL term (ignored by other models).
     fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B>;
@@ -177,9 +194,11 @@ impl<B: Backend> SmilesModel<B> for CharRnn<B> {
     fn loss(&self, batch: &Batch<B>, _kl_beta: f64) -> Loss<B> {
         let device = batch.inputs.device();
         let x = embed_steps(&self.embedding, &batch.inputs);
-        let (y, _) = self
-            .lstm
-            .forward(x, self.lstm.zero_state(batch.size(), &device));
+        let (y, _) = self.lstm.forward(
+            x,
+            self.lstm.zero_state(batch.size(), &device),
+            &mut Noise::Lstm.rng(batch.seed),
+        );
         let nll = token_nll(self.head.forward(Tensor::stack(y, 1)), batch);
         Loss {
             total: nll.clone(),
@@ -211,9 +230,9 @@ impl<B: Backend> Recurrent<B> for CharRnn<B> {
         state: LstmState<B>,
         _latent: Option<&Tensor<B, 2>>,
     ) -> (Tensor<B, 2>, LstmState<B>) {
-        let (mut y, state) = self
-            .lstm
-            .forward(embed_steps(&self.embedding, &tokens), state);
+        let (mut y, state) =
+            self.lstm
+                .forward(embed_steps(&self.embedding, &tokens), state, &mut None);
         (self.head.forward(y.remove(0)), state)
     }
 }
@@ -266,7 +285,11 @@ impl<B: Backend> SmilesVae<B> {
         let device = batch.inputs.device();
         let n = batch.size();
         let x = embed_steps(&self.embedding, &batch.targets);
-        let (y, _) = self.encoder.forward(x, self.encoder.zero_state(n, &device));
+        let (y, _) = self.encoder.forward(
+            x,
+            self.encoder.zero_state(n, &device),
+            &mut Noise::Lstm.rng(batch.seed),
+        );
         let y: Tensor<B, 3> = Tensor::stack(y, 1);
         // The encoder's output at each sequence's `<eos>`.
         let [_, steps, hidden] = y.dims();
@@ -305,18 +328,20 @@ impl<B: Backend> LatentDecoder<'_, B> {
         state
     }
 
-    /// Decoder outputs `[B, T, H]` for `tokens` `[B, T]`, each step fed `z` beside its token.
+    /// Decoder outputs `[B, T, H]` for `tokens` `[B, T]`, each step fed `z` beside its token;
+    /// dropout (training only) from `noise`.
     fn decode(
         &self,
         tokens: &Tensor<B, 2, Int>,
         z: &Tensor<B, 2>,
         state: LstmState<B>,
+        noise: &mut NoiseRng,
     ) -> (Tensor<B, 3>, LstmState<B>) {
         let x = embed_steps(self.embedding, tokens)
             .into_iter()
             .map(|e| Tensor::cat(vec![e, z.clone()], 1))
             .collect();
-        let (y, state) = self.decoder.forward(x, state);
+        let (y, state) = self.decoder.forward(x, state, noise);
         (Tensor::stack(y, 1), state)
     }
 
@@ -330,9 +355,18 @@ impl<B: Backend> LatentDecoder<'_, B> {
         kl_beta: f64,
     ) -> Loss<B> {
         let n = batch.size();
-        let noise = Tensor::random(mean.shape(), Distribution::Normal(0.0, 1.0), &mean.device());
+        let noise = standard_normal(
+            mean.dims(),
+            &mut Noise::Latent.rng(batch.seed),
+            &mean.device(),
+        );
         let z = mean.clone() + noise * log_var.clone().mul_scalar(0.5).exp();
-        let (y, _) = self.decode(&batch.inputs, &z, self.state(&z));
+        let (y, _) = self.decode(
+            &batch.inputs,
+            &z,
+            self.state(&z),
+            &mut Noise::Decoder.rng(batch.seed),
+        );
         let reconstruction = token_nll(self.head.forward(y), batch);
         let kl = (log_var.clone().add_scalar(1.0) - mean.powi_scalar(2) - log_var.exp())
             .sum()
@@ -375,7 +409,7 @@ impl<B: Backend> Recurrent<B> for LatentDecoder<'_, B> {
         latent: Option<&Tensor<B, 2>>,
     ) -> (Tensor<B, 2>, LstmState<B>) {
         let z = latent.expect("a VAE samples from a latent code");
-        let (y, state) = self.decode(&tokens, z, state);
+        let (y, state) = self.decode(&tokens, z, state, &mut None);
         let [n, _, hidden] = y.dims();
         (self.head.forward(y.reshape([n, hidden])), state)
     }

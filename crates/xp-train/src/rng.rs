@@ -2,6 +2,10 @@
 //! one `u64`, so a checkpoint can hold it and a resumed run draws exactly the same numbers.
 //! Every stream is derived from the config's seed and a purpose, never from a global.
 
+use burn::nn::Dropout;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor, TensorData};
+
 /// A SplitMix64 generator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rng(u64);
@@ -19,6 +23,86 @@ pub enum Stream {
     Init = 4,
     /// The VAE's noise during validation.
     Validation = 5,
+    /// One slice of a step's batch, when the batch is split across threads.
+    Slice = 6,
+    /// Noise inside a model's forward pass (dropout, the VAE's reparameterisation), from the
+    /// batch's own seed; see [`Noise`].
+    Noise = 7,
+}
+
+/// The parts of a model that draw noise in a training forward pass. A batch with a seed
+/// ([`Batch::seed`](crate::models::Batch::seed)) gives each part its own stream of it, drawn by
+/// our own generator, so the slices of a batch can run on several threads at once and still
+/// draw the same numbers in every run; a batch without one draws from the backend's generator
+/// (on the device, for CUDA), which the caller has seeded under [`with_backend_seed`].
+#[derive(Debug, Clone, Copy)]
+pub enum Noise {
+    /// Dropout between the layers of the first (or only) stacked LSTM.
+    Lstm = 0,
+    /// Dropout between the layers of a VAE's decoder.
+    Decoder = 1,
+    /// Dropout between the rounds of message passing of the `gnn` encoder.
+    Graph = 2,
+    /// The VAE's reparameterisation noise.
+    Latent = 3,
+}
+
+/// Where one part of a forward pass draws its noise: our own generator, or (`None`) the
+/// backend's.
+pub type NoiseRng = Option<Rng>;
+
+impl Noise {
+    /// The generator of this part's noise for a batch with `batch_seed` (`None`: the
+    /// backend's).
+    pub fn rng(self, batch_seed: Option<u64>) -> NoiseRng {
+        batch_seed.map(|seed| Rng::new(Rng::derive(seed, Stream::Noise, self as u64)))
+    }
+}
+
+/// Inverted dropout as Burn's `Dropout::forward` (active only under autodiff, scaled by
+/// 1/(1 - p)), its mask drawn from `rng` when there is one, else from the backend's generator.
+pub fn dropout<B: Backend, const D: usize>(
+    dropout: &Dropout,
+    x: Tensor<B, D>,
+    rng: &mut NoiseRng,
+) -> Tensor<B, D> {
+    let device = x.device();
+    let Some(rng) = rng else {
+        return dropout.forward(x);
+    };
+    if !B::ad_enabled(&device) || dropout.prob == 0.0 {
+        return x;
+    }
+    let keep = 1.0 - dropout.prob;
+    let scale = (1.0 / keep) as f32;
+    let shape = x.shape();
+    let mask: Vec<f32> = (0..shape.num_elements())
+        .map(|_| if rng.next_f64() < keep { scale } else { 0.0 })
+        .collect();
+    x * Tensor::from_data(TensorData::new(mask, shape), &device)
+}
+
+/// A tensor of independent standard normal draws from `rng` when there is one, else from the
+/// backend's generator.
+pub fn standard_normal<B: Backend, const D: usize>(
+    shape: [usize; D],
+    rng: &mut NoiseRng,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let Some(rng) = rng else {
+        return Tensor::random(shape, Distribution::Normal(0.0, 1.0), device);
+    };
+    let n = shape.iter().product::<usize>();
+    let mut values = Vec::with_capacity(n + 1);
+    while values.len() < n {
+        // Box-Muller: two uniforms give two independent normals.
+        let radius = (-2.0 * (1.0 - rng.next_f64()).ln()).sqrt();
+        let angle = std::f64::consts::TAU * rng.next_f64();
+        values.push((radius * angle.cos()) as f32);
+        values.push((radius * angle.sin()) as f32);
+    }
+    values.truncate(n);
+    Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 /// Burn's backends keep one random generator per process. Every use of it (initialisation,
@@ -106,6 +190,46 @@ mod tests {
         assert_ne!(
             Rng::derive(1, Stream::Step, 5),
             Rng::derive(1, Stream::Sampling, 5)
+        );
+    }
+
+    #[test]
+    fn model_noise_is_seeded_and_shaped() {
+        type B = burn::backend::Autodiff<burn::backend::Flex>;
+        let device = Default::default();
+        let x = Tensor::<B, 2>::ones([64, 100], &device);
+        let layer = burn::nn::DropoutConfig::new(0.25).init();
+        let dropped =
+            |seed| dropout(&layer, x.clone(), &mut Noise::Lstm.rng(Some(seed))).into_data();
+        assert_eq!(dropped(3), dropped(3));
+        assert_ne!(dropped(3), dropped(4));
+        let values = dropped(3).to_vec::<f32>().unwrap();
+        let kept = values.iter().filter(|&&v| v != 0.0).count() as f64 / values.len() as f64;
+        assert!((kept - 0.75).abs() < 0.03, "kept {kept}");
+        assert!(
+            values
+                .iter()
+                .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6)
+        );
+        // Without autodiff (validation, sampling) dropout does nothing, as Burn's.
+        let plain = Tensor::<burn::backend::Flex, 2>::ones([4, 4], &device);
+        let same = dropout(&layer, plain.clone(), &mut Some(Rng::new(1)));
+        assert_eq!(same.into_data(), plain.into_data());
+
+        let normal = standard_normal::<B, 2>([101, 99], &mut Noise::Latent.rng(Some(5)), &device)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(normal.len(), 101 * 99);
+        let mean = normal.iter().map(|&v| v as f64).sum::<f64>() / normal.len() as f64;
+        let var = normal
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / normal.len() as f64;
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.05,
+            "mean {mean}, var {var}"
         );
     }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -38,6 +38,11 @@ pub const OPTIMIZER_FILE: &str = "optimizer.bin";
 pub const STATE_FILE: &str = "state.json";
 /// The checkpoints folder inside a run directory.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
+/// Molecules per slice of a training batch on the CPU, where one step's matrix products are too
+/// small to keep more than one core busy: a batch of 128 runs as four slices on up to four
+/// cores. A fixed size, not the machine's core count, so that a seed gives the same weights
+/// whatever the number of cores.
+pub const CPU_SLICE: usize = 32;
 /// The metric checkpoints are ranked by.
 pub const RANK_METRIC: &str = "val_loss";
 
@@ -69,6 +74,8 @@ pub enum Finish {
 /// Where time went, summed over the run (this process only).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timing {
+    /// Until the last forward pass of each step ended; on the CPU, slices' forward and backward
+    /// passes overlap, so this counts some backward work, and `backward` the rest.
     pub forward: Duration,
     pub backward: Duration,
     /// Global-norm clipping and the optimizer update.
@@ -404,6 +411,138 @@ fn batch_of<B: Backend>(
     }
 }
 
+/// What one step's forward and backward passes give.
+struct Pass {
+    grads: GradientsParams,
+    /// The batch's loss (what is minimised) and, for a VAE, its mean KL per molecule.
+    loss: f64,
+    kl: Option<f64>,
+    /// Real target tokens in the batch.
+    tokens: usize,
+    /// When the batch was on the device, and when the last forward pass ended.
+    batched: Instant,
+    forward_done: Instant,
+}
+
+/// The loss and gradients of the training molecules `indices`, their noise seeded from
+/// `step_seed`.
+///
+/// With `slices` > 1 (on the CPU, see [`CPU_SLICE`]) the batch splits into that many slices,
+/// each run on its own thread by its own copy of the model (its own autodiff graph). Each slice
+/// draws its noise from its own seed ([`Batch::seed`](crate::models::Batch::seed)), so the
+/// slices run side by side and still draw the same numbers in every run; only a model whose
+/// forward pass uses the backend's process-wide generator ([`SmilesModel::BACKEND_NOISE`])
+/// takes turns for its forward passes. Each slice's loss is weighted by its share of the
+/// batch's tokens (and, for the KL term, of its molecules), so the summed gradients are the
+/// whole batch's; they are summed in slice order, so a run stays reproducible bit for bit.
+fn forward_backward<B, M>(
+    model: &M,
+    data: &Data,
+    indices: &[usize],
+    slices: usize,
+    beta: f64,
+    step_seed: u64,
+    device: &B::Device,
+) -> Pass
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + SmilesModel<B>,
+{
+    if slices <= 1 {
+        let batch = batch_of::<B>(
+            &data.train,
+            &data.train_graphs,
+            indices.iter().copied(),
+            device,
+        );
+        let batched = Instant::now();
+        let loss = with_backend_seed::<B, _>(device, step_seed, || model.loss(&batch, beta));
+        let value = loss.total.clone().into_scalar().to_f64();
+        let forward_done = Instant::now();
+        let grads = GradientsParams::from_grads(loss.total.backward(), model);
+        return Pass {
+            grads,
+            loss: value,
+            kl: loss.kl.map(|kl| kl.into_scalar().to_f64()),
+            tokens: batch.tokens,
+            batched,
+            forward_done,
+        };
+    }
+    let tokens: usize = indices.iter().map(|&i| data.train[i].len() - 1).sum();
+    let molecules = indices.len();
+    let slices: Vec<&[usize]> = indices.chunks(molecules.div_ceil(slices)).collect();
+    let started = Instant::now();
+    let parts: Vec<(M, GradientsParams, f64, Option<f64>, Instant, Instant)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = slices
+                .iter()
+                .enumerate()
+                .map(|(k, slice)| {
+                    let model = model.clone().fork(device);
+                    let batch_seed = Rng::derive(step_seed, Stream::Slice, k as u64);
+                    scope.spawn(move || {
+                        let batch = batch_of::<B>(
+                            &data.train,
+                            &data.train_graphs,
+                            slice.iter().copied(),
+                            device,
+                        )
+                        .with_seed(batch_seed);
+                        let batched = Instant::now();
+                        let token_share = batch.tokens as f64 / tokens.max(1) as f64;
+                        let molecule_share = slice.len() as f64 / molecules as f64;
+                        let forward = || {
+                            let loss = model.loss(&batch, beta);
+                            let mut weighted = loss.reconstruction.mul_scalar(token_share);
+                            if let Some(kl) = &loss.kl {
+                                weighted = weighted + kl.clone().mul_scalar(beta * molecule_share);
+                            }
+                            (weighted, loss.kl)
+                        };
+                        let (weighted, kl) = if M::BACKEND_NOISE {
+                            with_backend_seed::<B, _>(device, batch_seed, forward)
+                        } else {
+                            forward()
+                        };
+                        let value = weighted.clone().into_scalar().to_f64();
+                        let kl = kl.map(|kl| kl.into_scalar().to_f64() * molecule_share);
+                        let forward_done = Instant::now();
+                        let grads = GradientsParams::from_grads(weighted.backward(), &model);
+                        (model, grads, value, kl, batched, forward_done)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+    let mut sum = GradientsAccumulator::<M>::new();
+    let (mut loss, mut kl) = (0.0, None::<f64>);
+    let (mut batched, mut forward_done) = (started, started);
+    for (part, grads, value, part_kl, part_batched, part_forward) in parts {
+        sum.accumulate(&part, grads);
+        loss += value;
+        if let Some(v) = part_kl {
+            *kl.get_or_insert(0.0) += v;
+        }
+        batched = batched.max(part_batched);
+        forward_done = forward_done.max(part_forward);
+    }
+    Pass {
+        grads: sum.grads(),
+        loss,
+        kl,
+        tokens,
+        batched: batched.min(forward_done),
+        forward_done,
+    }
+}
+
 /// The first `n` molecules of `sequences` (with their `graphs`, if any) in order, in batches of
 /// `batch_size`, each with the rows it holds.
 fn batches_in_order<'a, B: Backend>(
@@ -476,6 +615,7 @@ pub(crate) fn run<B, M>(
     options: &TrainOptions,
     device: B::Device,
     device_name: String,
+    on_cpu: bool,
     build: impl Fn(usize, &B::Device) -> M,
 ) -> Result<TrainOutcome, TrainError>
 where
@@ -576,6 +716,11 @@ where
         }
     }
     let steps_per_epoch = data.train.len().div_ceil(t.batch_size as usize) as u64;
+    let slices = if on_cpu {
+        (t.batch_size as usize).div_ceil(CPU_SLICE)
+    } else {
+        1
+    };
 
     let mut model = with_backend_seed::<B, _>(&device, Rng::derive(seed, Stream::Init, 0), || {
         build(data.vocab.len(), &device).map(&mut StableIds(0))
@@ -766,27 +911,25 @@ where
             }
             let step = state.global_step;
             let started = Instant::now();
-            let batch = batch_of::<B>(
-                &data.train,
-                &data.train_graphs,
-                indices.iter().copied(),
+            let beta = kl_weight(config.model.kl_weight, config.model.kl_anneal_steps, step);
+            let pass = forward_backward::<B, M>(
+                &model,
+                &data,
+                indices,
+                slices,
+                beta,
+                Rng::derive(seed, Stream::Step, step),
                 &device,
             );
-            let after_batch = Instant::now();
-            let beta = kl_weight(config.model.kl_weight, config.model.kl_anneal_steps, step);
-            let loss =
-                with_backend_seed::<B, _>(&device, Rng::derive(seed, Stream::Step, step), || {
-                    model.loss(&batch, beta)
-                });
-            let loss_value = loss.total.clone().into_scalar().to_f64();
-            let after_forward = Instant::now();
+            let loss_value = pass.loss;
             if !loss_value.is_finite() {
                 return Err(TrainError::Diverged {
                     step,
                     value: loss_value,
                 });
             }
-            let mut grads = GradientsParams::from_grads(loss.total.backward(), &model);
+            let mut grads = pass.grads;
+            let (after_batch, after_forward) = (pass.batched, pass.forward_done);
             let after_backward = Instant::now();
             let grad_norm = clip_global_norm::<B, M>(&model, &mut grads, t.gradient_clip);
             let lr = learning_rate(t.learning_rate, t.warmup_steps, step);
@@ -797,7 +940,7 @@ where
             timing.backward += after_backward - after_forward;
             timing.optimizer += after_optim - after_backward;
             timing.steps += 1;
-            timing.tokens += batch.tokens as u64;
+            timing.tokens += pass.tokens as u64;
 
             logger.set_step(step as i64);
             let mut scalars = vec![
@@ -805,15 +948,15 @@ where
                 ("train/learning_rate", lr),
                 ("train/grad_norm", grad_norm),
             ];
-            if let Some(kl) = loss.kl {
-                scalars.push(("train/kl", kl.into_scalar().to_f64()));
+            if let Some(kl) = pass.kl {
+                scalars.push(("train/kl", kl));
                 scalars.push(("train/kl_weight", beta));
             }
             logger.log_scalars(&scalars)?;
             state.global_step += 1;
             epoch_loss += loss_value;
             epoch_batches += 1;
-            epoch_tokens += batch.tokens as u64;
+            epoch_tokens += pass.tokens as u64;
             bar.inc(1);
             bar.set_message(format!(
                 "loss {loss_value:.3} {:.0} tok/s",
@@ -832,20 +975,17 @@ where
             config.model.kl_anneal_steps,
             state.global_step,
         );
-        let (val_loss, val_kl) = with_backend_seed::<B::InnerBackend, _>(
-            &device,
-            Rng::derive(seed, Stream::Validation, epoch),
-            || {
-                evaluate::<B::InnerBackend, _>(
-                    &valid,
-                    &data.val,
-                    &data.val_graphs,
-                    t.batch_size as usize,
-                    beta,
-                    &device,
-                )
-            },
-        );
+        let val_seed = Rng::derive(seed, Stream::Validation, epoch);
+        let (val_loss, val_kl) = with_backend_seed::<B::InnerBackend, _>(&device, val_seed, || {
+            evaluate::<B::InnerBackend, _>(
+                &valid,
+                &data.val,
+                &data.val_graphs,
+                t.batch_size as usize,
+                beta,
+                &device,
+            )
+        });
         let reconstruction = reconstruct_val(&valid);
         timing.validation += started.elapsed();
 
@@ -1265,6 +1405,111 @@ mod tests {
         assert!((learning_rate(1e-3, 100, 99) - 1e-3).abs() < 1e-12);
         assert!((learning_rate(1e-3, 100, 399) - 0.5e-3).abs() < 1e-12);
         assert!(learning_rate(1e-3, 100, 1000) < learning_rate(1e-3, 100, 500));
+    }
+
+    /// Every gradient of a model in `grads`, flattened in parameter order.
+    struct Flatten<'a> {
+        grads: &'a GradientsParams,
+        values: Vec<f32>,
+    }
+
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Flatten<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let grad = self.grads.get::<B::InnerBackend, D>(param.id).unwrap();
+            self.values
+                .extend(grad.into_data().to_vec::<f32>().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_batch_in_slices_has_the_whole_batch_gradient() {
+        use crate::models::{CharRnn, SmilesVae};
+        use burn::backend::{Autodiff, Flex};
+        type B = Autodiff<Flex>;
+        let device = Default::default();
+        // Molecules of unequal lengths, so the slices hold unequal shares of the tokens.
+        let smiles = [
+            "CCO",
+            "c1ccccc1",
+            "CC(=O)Nc1ccc(O)cc1",
+            "C",
+            "CCN(CC)CC",
+            "O=C=O",
+            "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+        ];
+        let (vocab, _) = Vocabulary::build(smiles);
+        let data = Data {
+            train: smiles
+                .iter()
+                .map(|s| vocab.encode(s).unwrap().ids)
+                .collect(),
+            vocab,
+            train_graphs: Vec::new(),
+            train_smiles: Vec::new(),
+            val: Vec::new(),
+            val_graphs: Vec::new(),
+            reference: Vec::new(),
+            reports: Vec::new(),
+        };
+        let indices = [6, 0, 3, 2, 5, 1, 4];
+        let flat = |model: &CharRnn<B>, pass: &Pass| {
+            let mut flatten = Flatten {
+                grads: &pass.grads,
+                values: Vec::new(),
+            };
+            model.visit(&mut flatten);
+            flatten.values
+        };
+        // Without dropout the slices draw no noise: one slice, two or three give the same loss
+        // and gradients, up to rounding. (Models are built as `run` builds them: Burn's lazily
+        // initialised parameters must be materialised before the slices copy them.)
+        let model = CharRnn::<B>::new(data.vocab.len(), 32, 2, 0.0, &device).map(&mut StableIds(0));
+        let whole = forward_backward::<B, _>(&model, &data, &indices, 1, 0.0, 9, &device);
+        let whole_grads = flat(&model, &whole);
+        assert_eq!(
+            whole.tokens,
+            indices
+                .iter()
+                .map(|&i| data.train[i].len() - 1)
+                .sum::<usize>()
+        );
+        for slices in [2, 3] {
+            let sliced = forward_backward::<B, _>(&model, &data, &indices, slices, 0.0, 9, &device);
+            assert_eq!(sliced.tokens, whole.tokens);
+            assert!(
+                (sliced.loss - whole.loss).abs() < 1e-5,
+                "{} vs {}",
+                sliced.loss,
+                whole.loss
+            );
+            let grads = flat(&model, &sliced);
+            assert_eq!(grads.len(), whole_grads.len());
+            let scale = whole_grads.iter().fold(0f32, |m, g| m.max(g.abs()));
+            for (a, b) in grads.iter().zip(&whole_grads) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * scale,
+                    "{a} vs {b} ({slices} slices)"
+                );
+            }
+            // The same slices give the same bits every time.
+            let again = forward_backward::<B, _>(&model, &data, &indices, slices, 0.0, 9, &device);
+            assert!(flat(&model, &again) == grads);
+        }
+        // With dropout each slice draws its own masks from the step's seed: repeatable, and
+        // another seed draws others.
+        let model = CharRnn::<B>::new(data.vocab.len(), 32, 2, 0.3, &device).map(&mut StableIds(0));
+        let pass = |seed| forward_backward::<B, _>(&model, &data, &indices, 3, 0.0, seed, &device);
+        assert!(flat(&model, &pass(1)) == flat(&model, &pass(1)));
+        assert!(flat(&model, &pass(1)) != flat(&model, &pass(2)));
+
+        // A VAE's KL term is a mean per molecule, not per token: the slices' KL adds up to the
+        // whole batch's (it does not depend on the reparameterisation noise).
+        let vae =
+            SmilesVae::<B>::new(data.vocab.len(), 32, 8, 1, 0.0, &device).map(&mut StableIds(0));
+        let whole = forward_backward::<B, _>(&vae, &data, &indices, 1, 0.5, 9, &device);
+        let sliced = forward_backward::<B, _>(&vae, &data, &indices, 3, 0.5, 9, &device);
+        let (a, b) = (whole.kl.unwrap(), sliced.kl.unwrap());
+        assert!(a > 0.0 && (a - b).abs() < 1e-5 * a, "{a} vs {b}");
     }
 
     #[test]

@@ -24,8 +24,9 @@ fn head(file: &str, n: usize, dir: &Path) -> PathBuf {
     out
 }
 
+/// Three steps an epoch, each batch of 64 in two slices of 32 on the CPU (one per thread).
 fn tiny_config(dir: &Path, model: &str, extra: &[&str]) -> ExperimentConfig {
-    let train = head("train.csv", 96, dir);
+    let train = head("train.csv", 192, dir);
     let val = head("val.csv", 24, dir);
     let mut sets = vec![
         format!("model.model_type={model}"),
@@ -37,7 +38,7 @@ fn tiny_config(dir: &Path, model: &str, extra: &[&str]) -> ExperimentConfig {
         "model.latent_dim=8".to_owned(),
         "model.num_layers=2".to_owned(),
         "model.dropout=0.2".to_owned(),
-        "training.batch_size=32".to_owned(),
+        "training.batch_size=64".to_owned(),
         "training.warmup_steps=3".to_owned(),
         "training.sample_size=16".to_owned(),
         "data.max_length=60".to_owned(),
