@@ -8,7 +8,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Distribution, Int, Tensor};
 
 use crate::rng::{NoiseRng, dropout};
 
@@ -29,6 +29,22 @@ type LayerState<B> = (Tensor<B, 2>, Tensor<B, 2>);
 pub struct LstmState<B: Backend> {
     pub hidden: Vec<Tensor<B, 2>>,
     pub cell: Vec<Tensor<B, 2>>,
+}
+
+impl<B: Backend> LstmState<B> {
+    /// The state of the sequences `rows` only, in that order.
+    pub fn select(self, rows: Tensor<B, 1, Int>) -> Self {
+        let pick = |tensors: Vec<Tensor<B, 2>>| {
+            tensors
+                .into_iter()
+                .map(|t| t.select(0, rows.clone()))
+                .collect()
+        };
+        LstmState {
+            hidden: pick(self.hidden),
+            cell: pick(self.cell),
+        }
+    }
 }
 
 impl<B: Backend> LstmLayer<B> {

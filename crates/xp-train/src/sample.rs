@@ -43,41 +43,56 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
 
 /// Token sequences from a recurrent model's `state` (and `latent`, for a VAE), one token at a
 /// time, each chosen by `pick` from its logits; `<eos>` ends a sequence early.
+///
+/// A finished sequence leaves the batch (its rows of the state are dropped), so the model's
+/// steps shrink with the sequences still being written: about half the work of running every
+/// row to the longest one's end. `pick` sees the unfinished sequences in order at every step,
+/// as it would if they all stayed.
 pub(crate) fn decode_tokens<B: Backend, M: Recurrent<B>>(
     model: &M,
     mut state: LstmState<B>,
-    latent: Option<Tensor<B, 2>>,
+    mut latent: Option<Tensor<B, 2>>,
     n: usize,
     max_tokens: usize,
     device: &B::Device,
     mut pick: impl FnMut(&[f32]) -> u32,
 ) -> Vec<Vec<u32>> {
-    let mut current = vec![Vocabulary::BOS_ID as i64; n];
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
-    let mut done = vec![false; n];
+    // The sequences still being written, in order, and the token each was last given.
+    let mut active: Vec<usize> = (0..n).collect();
+    let mut current = vec![Vocabulary::BOS_ID as i64; n];
     for _ in 0..max_tokens {
+        if active.is_empty() {
+            break;
+        }
         let tokens: Tensor<B, 2, Int> =
-            Tensor::from_data(TensorData::new(current.clone(), [n, 1]), device);
+            Tensor::from_data(TensorData::new(current, [active.len(), 1]), device);
         let (logits, next) = model.step(tokens, state, latent.as_ref());
         state = next;
         let vocab_size = logits.dims()[1];
         let logits = to_host(logits);
-        for (row, row_logits) in logits.chunks(vocab_size).enumerate() {
-            if done[row] {
-                current[row] = Vocabulary::PAD_ID as i64;
-                continue;
-            }
+        let mut kept = Vec::with_capacity(active.len());
+        current = Vec::with_capacity(active.len());
+        for (position, row_logits) in logits.chunks(vocab_size).enumerate() {
             let id = pick(row_logits);
-            if id == Vocabulary::EOS_ID {
-                done[row] = true;
-            } else {
-                out[row].push(id);
+            if id != Vocabulary::EOS_ID {
+                out[active[position]].push(id);
+                kept.push(position);
+                current.push(id as i64);
             }
-            current[row] = id as i64;
         }
-        if done.iter().all(|&d| d) {
-            break;
+        if kept.len() < active.len() && !kept.is_empty() {
+            let rows: Tensor<B, 1, Int> = Tensor::from_data(
+                TensorData::new(
+                    kept.iter().map(|&p| p as i64).collect::<Vec<_>>(),
+                    [kept.len()],
+                ),
+                device,
+            );
+            state = state.select(rows.clone());
+            latent = latent.map(|z| z.select(0, rows));
         }
+        active = kept.into_iter().map(|position| active[position]).collect();
     }
     out
 }
@@ -170,6 +185,79 @@ pub(crate) fn draw_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A toy recurrent model: each row's hidden state holds how many tokens it must write, its
+    /// cell how many it has; it writes token `4 + length` until done, then `<eos>`.
+    struct Countdown;
+
+    impl Recurrent<burn::backend::Flex> for Countdown {
+        fn start(
+            &self,
+            _n: usize,
+            _device: &burn::backend::flex::FlexDevice,
+        ) -> (
+            LstmState<burn::backend::Flex>,
+            Option<Tensor<burn::backend::Flex, 2>>,
+        ) {
+            unreachable!("the test gives decode_tokens its state")
+        }
+
+        fn step(
+            &self,
+            tokens: Tensor<burn::backend::Flex, 2, Int>,
+            state: LstmState<burn::backend::Flex>,
+            _latent: Option<&Tensor<burn::backend::Flex, 2>>,
+        ) -> (
+            Tensor<burn::backend::Flex, 2>,
+            LstmState<burn::backend::Flex>,
+        ) {
+            let length = to_host(state.hidden[0].clone());
+            let written = to_host(state.cell[0].clone());
+            assert_eq!(
+                tokens.dims()[0],
+                length.len(),
+                "one token per row still writing"
+            );
+            let mut logits = vec![0f32; length.len() * 12];
+            for (row, (&want, &done)) in length.iter().zip(&written).enumerate() {
+                let id = if done >= want {
+                    Vocabulary::EOS_ID
+                } else {
+                    4 + want as u32
+                };
+                logits[row * 12 + id as usize] = 50.0;
+            }
+            let device = Default::default();
+            let next = LstmState {
+                hidden: state.hidden,
+                cell: vec![state.cell[0].clone().add_scalar(1.0)],
+            };
+            let logits = Tensor::from_data(TensorData::new(logits, [length.len(), 12]), &device);
+            (logits, next)
+        }
+    }
+
+    #[test]
+    fn finished_rows_leave_the_batch_and_the_others_keep_their_state() {
+        let device = Default::default();
+        let lengths = [3f32, 0.0, 5.0, 1.0, 7.0, 2.0];
+        let n = lengths.len();
+        let column = |values: Vec<f32>| {
+            Tensor::<burn::backend::Flex, 2>::from_data(TensorData::new(values, [n, 1]), &device)
+        };
+        let state = LstmState {
+            hidden: vec![column(lengths.to_vec())],
+            cell: vec![column(vec![0.0; n])],
+        };
+        let out = decode_tokens(&Countdown, state, None, n, 6, &device, |logits| {
+            likeliest_token(logits, Ends::Eos)
+        });
+        for (row, &length) in lengths.iter().enumerate() {
+            // At most 6 tokens: the 7-token row is cut there.
+            let expected = vec![4 + length as u32; (length as usize).min(6)];
+            assert_eq!(out[row], expected, "row {row}");
+        }
+    }
 
     #[test]
     fn draws_follow_the_softmax_and_skip_special_tokens() {
