@@ -76,7 +76,8 @@ pub const SAMPLE_BATCH: usize = 1024;
 
 /// Draws SMILES from `path`: a run directory (its best checkpoint, or `options.pick`), its
 /// `checkpoints/` folder, or one checkpoint directory. The checkpoint is verified (sizes and
-/// checksums) before use. `progress` is called with the number drawn so far after each batch.
+/// checksums) before use. `progress` is called with the number drawn so far as each batch
+/// finishes (batches are drawn side by side on the CPU, one per core).
 pub fn generate(
     path: &Path,
     options: &GenerateOptions,
@@ -128,7 +129,13 @@ pub fn generate(
         Some(steps) => steps,
         None => config.model.diffusion_steps,
     };
+    let (engine, device) = select(options.device)?;
     let draw = Draw {
+        // Batches are drawn side by side on the CPU's cores; a GPU takes one at a time.
+        threads: match engine {
+            Engine::Cuda(_) => 1,
+            _ => rayon::current_num_threads(),
+        },
         config: &config,
         vocab: &state.vocabulary,
         weights,
@@ -143,7 +150,6 @@ pub fn generate(
                 .unwrap_or(config.model.diffusion_order),
         },
     };
-    let (engine, device) = select(options.device)?;
     let smiles = match engine {
         Engine::Flex => draw.on::<burn::backend::Flex>(&Default::default(), &mut progress),
         Engine::NdArray => draw.on::<burn::backend::NdArray>(&Default::default(), &mut progress),
@@ -218,6 +224,8 @@ struct Draw<'a> {
     temperature: f64,
     seed: u64,
     diffusion: Sampling,
+    /// Batches drawn at once, each on its own thread.
+    threads: usize,
 }
 
 impl Draw<'_> {
@@ -282,25 +290,57 @@ impl Draw<'_> {
         progress: &mut impl FnMut(usize),
     ) -> Vec<String> {
         let batch = SAMPLE_BATCH.max(self.config.training.sample_size as usize);
+        let sizes: Vec<usize> = (0..self.count)
+            .step_by(batch)
+            .map(|start| batch.min(self.count - start))
+            .collect();
         let mut out = Vec::with_capacity(self.count);
-        for k in 0.. {
-            let n = batch.min(self.count - out.len());
-            if n == 0 {
-                break;
-            }
-            let seed = Rng::derive(self.seed, Stream::Sampling, u64::MAX - k);
-            out.extend(with_backend_seed::<B, _>(device, seed, || {
-                sample(
-                    model,
-                    self.vocab,
-                    n,
-                    self.config.data.max_length as usize,
-                    self.temperature,
-                    &mut Rng::new(seed),
-                    device,
-                )
-            }));
-            progress(out.len());
+        let mut finished = 0;
+        // Each batch draws from its own seed and a model's draw takes every random choice from
+        // that seed alone, so batches on several threads give what they give one by one.
+        for (g, group) in sizes.chunks(self.threads.max(1)).enumerate() {
+            let first = g * self.threads.max(1);
+            let (done, finishing) = std::sync::mpsc::channel::<usize>();
+            let drawn: Vec<Vec<String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &n)| {
+                        let model = model.clone();
+                        let seed =
+                            Rng::derive(self.seed, Stream::Sampling, u64::MAX - (first + j) as u64);
+                        let done = done.clone();
+                        scope.spawn(move || {
+                            let smiles = sample(
+                                &model,
+                                self.vocab,
+                                n,
+                                self.config.data.max_length as usize,
+                                self.temperature,
+                                &mut Rng::new(seed),
+                                device,
+                            );
+                            // The receiver waits for every batch of the group.
+                            let _ = done.send(n);
+                            smiles
+                        })
+                    })
+                    .collect();
+                drop(done);
+                // Progress as each batch finishes, in whatever order they do.
+                for n in finishing {
+                    finished += n;
+                    progress(finished);
+                }
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                    })
+                    .collect()
+            });
+            out.extend(drawn.into_iter().flatten());
         }
         out
     }

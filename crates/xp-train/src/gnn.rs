@@ -283,8 +283,13 @@ impl<B: Backend> SmilesModel<B> for GraphVae<B> {
 }
 
 impl<B: Backend> Recurrent<B> for GraphVae<B> {
-    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
-        self.latent_decoder().start(n, device)
+    fn start(
+        &self,
+        n: usize,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+        self.latent_decoder().start(n, rng, device)
     }
 
     fn step(

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::gnn::{EncodedGraph, GraphBatch};
 use crate::lstm::{LstmState, StackedLstm};
@@ -108,7 +108,8 @@ pub trait SmilesModel<B: Backend>: Module<B> {
     /// Loss on `batch`; `kl_beta` weights the VAE's KL term (ignored by other models).
     fn loss(&self, batch: &Batch<B>, kl_beta: f64) -> Loss<B>;
     /// Draws `n` token sequences of at most `max_tokens` tokens each (no `<bos>`, no `<eos>`),
-    /// every random choice taken from `rng`, the backend's generator already seeded.
+    /// every random choice taken from `rng`, none from the backend's generator: batches of a
+    /// [`generate`](crate::generate) run are drawn on several threads at once.
     fn draw(
         &self,
         n: usize,
@@ -129,8 +130,14 @@ pub trait SmilesModel<B: Backend>: Module<B> {
 /// A model that writes a SMILES one token at a time (the LSTM models): sampled by
 /// [`crate::sample::one_token_at_a_time`].
 pub trait Recurrent<B: Backend> {
-    /// State for generating `n` molecules: the LSTM state and, for the VAE, the latent code.
-    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>);
+    /// State for generating `n` molecules: the LSTM state and, for the VAE, the latent code
+    /// (drawn from `rng`).
+    fn start(
+        &self,
+        n: usize,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> (LstmState<B>, Option<Tensor<B, 2>>);
     /// Logits `[n, vocab]` of the next token after `tokens` `[n, 1]`, and the new state.
     fn step(
         &self,
@@ -220,7 +227,12 @@ impl<B: Backend> SmilesModel<B> for CharRnn<B> {
 }
 
 impl<B: Backend> Recurrent<B> for CharRnn<B> {
-    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+    fn start(
+        &self,
+        n: usize,
+        _rng: &mut Rng,
+        device: &B::Device,
+    ) -> (LstmState<B>, Option<Tensor<B, 2>>) {
         (self.lstm.zero_state(n, device), None)
     }
 
@@ -395,10 +407,15 @@ impl<B: Backend> LatentDecoder<'_, B> {
 }
 
 impl<B: Backend> Recurrent<B> for LatentDecoder<'_, B> {
-    /// Sampling starts from `z` drawn from the prior.
-    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+    /// Sampling starts from `z` drawn from the prior, with `rng`.
+    fn start(
+        &self,
+        n: usize,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> (LstmState<B>, Option<Tensor<B, 2>>) {
         let latent = self.latent_to_hidden.weight.dims()[0];
-        let z = Tensor::random([n, latent], Distribution::Normal(0.0, 1.0), device);
+        let z = standard_normal([n, latent], &mut Some(Rng::new(rng.next_u64())), device);
         (self.state(&z), Some(z))
     }
 
@@ -439,8 +456,13 @@ impl<B: Backend> SmilesModel<B> for SmilesVae<B> {
 }
 
 impl<B: Backend> Recurrent<B> for SmilesVae<B> {
-    fn start(&self, n: usize, device: &B::Device) -> (LstmState<B>, Option<Tensor<B, 2>>) {
-        self.latent_decoder().start(n, device)
+    fn start(
+        &self,
+        n: usize,
+        rng: &mut Rng,
+        device: &B::Device,
+    ) -> (LstmState<B>, Option<Tensor<B, 2>>) {
+        self.latent_decoder().start(n, rng, device)
     }
 
     fn step(

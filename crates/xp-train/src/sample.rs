@@ -35,7 +35,7 @@ pub(crate) fn one_token_at_a_time<B: Backend, M: Recurrent<B>>(
     rng: &mut Rng,
     device: &B::Device,
 ) -> Vec<Vec<u32>> {
-    let (state, latent) = model.start(n, device);
+    let (state, latent) = model.start(n, rng, device);
     decode_tokens(model, state, latent, n, max_tokens, device, |logits| {
         draw_token(logits, temperature, rng, Ends::Eos).0
     })
@@ -194,6 +194,7 @@ mod tests {
         fn start(
             &self,
             _n: usize,
+            _rng: &mut Rng,
             _device: &burn::backend::flex::FlexDevice,
         ) -> (
             LstmState<burn::backend::Flex>,

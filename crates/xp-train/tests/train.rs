@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use xp_ckpt::Checkpoint;
 use xp_config::{DiffusionOrder, ExperimentConfig, create_config};
 use xp_train::{
-    Finish, GenerateOptions, MODEL_FILE, Pick, TrainError, TrainOptions, TrainOutcome, generate,
-    train,
+    Finish, GenerateOptions, MODEL_FILE, Pick, SAMPLE_BATCH, TrainError, TrainOptions,
+    TrainOutcome, generate, train,
 };
 
 fn fixtures() -> PathBuf {
@@ -161,6 +161,19 @@ fn an_interrupted_vae_run_resumes_mid_epoch_exactly() {
     // The VAE's draws (latent codes included) repeat from its checkpoint alone.
     let drawn = generate(&resumed.run_dir, &GenerateOptions::default(), |_| {}).unwrap();
     assert_eq!(drawn.smiles, samples_file(&resumed.run_dir));
+
+    // Batches drawn side by side (one per core) give every time what each gives alone.
+    let count = |n| GenerateOptions {
+        count: Some(n),
+        ..Default::default()
+    };
+    let many = generate(&resumed.run_dir, &count(2 * SAMPLE_BATCH + 5), |_| {}).unwrap();
+    assert_eq!(many.smiles.len(), 2 * SAMPLE_BATCH + 5);
+    let again = generate(&resumed.run_dir, &count(2 * SAMPLE_BATCH + 5), |_| {}).unwrap();
+    assert!(many.smiles == again.smiles);
+    let first = generate(&resumed.run_dir, &count(SAMPLE_BATCH), |_| {}).unwrap();
+    assert!(many.smiles[..SAMPLE_BATCH] == first.smiles[..]);
+    assert!(many.smiles[..SAMPLE_BATCH] != many.smiles[SAMPLE_BATCH..2 * SAMPLE_BATCH]);
 }
 
 #[test]
@@ -573,7 +586,10 @@ fn a_run_is_sampled_again_from_its_checkpoints_alone() {
     let mut seen = Vec::new();
     let many = generate(run, &options, |n| seen.push(n)).unwrap();
     assert_eq!(many.smiles.len(), xp_train::SAMPLE_BATCH + 5);
-    assert_eq!(seen, [xp_train::SAMPLE_BATCH, xp_train::SAMPLE_BATCH + 5]);
+    // One report per batch as it finishes (side by side, the small one may finish first).
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1], xp_train::SAMPLE_BATCH + 5);
+    assert!([5, xp_train::SAMPLE_BATCH].contains(&seen[0]), "{seen:?}");
     assert_ne!(&many.smiles[..16], &drawn.smiles[..]);
     assert_eq!(generate(run, &options, |_| {}).unwrap().smiles, many.smiles);
 
