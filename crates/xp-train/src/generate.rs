@@ -16,7 +16,8 @@ use crate::models::{CharRnn, SmilesModel, SmilesVae};
 use crate::rng::{Rng, Stream, with_backend_seed};
 use crate::sample::sample;
 use crate::train::{
-    CHECKPOINTS_DIR, MODEL_FILE, RANK_METRIC, STATE_FILE, TrainState, load_model_bytes, payload,
+    CHECKPOINTS_DIR, MODEL_FILE, RANK_METRIC, STATE_FILE, TrainState, join_in_order,
+    load_model_bytes, payload,
 };
 
 /// Which of a run's checkpoints to draw from.
@@ -332,13 +333,7 @@ impl Draw<'_> {
                     finished += n;
                     progress(finished);
                 }
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                    })
-                    .collect()
+                join_in_order(handles)
             });
             out.extend(drawn.into_iter().flatten());
         }

@@ -15,7 +15,8 @@ pub struct Rng(u64);
 pub enum Stream {
     /// Order of the training set in an epoch.
     DataOrder = 1,
-    /// Backend RNG (dropout, VAE noise) at one optimisation step.
+    /// Noise (dropout, VAE noise, diffusion masks) at one optimisation step: the backend's
+    /// generator for a batch in one piece, the seeds of its slices otherwise.
     Step = 2,
     /// Molecules sampled at the end of an epoch.
     Sampling = 3,

@@ -411,6 +411,18 @@ fn batch_of<B: Backend>(
     }
 }
 
+/// Each scoped thread's result, in the order they were spawned; a thread's panic goes on in
+/// the caller, as if its work had run there.
+pub(crate) fn join_in_order<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, T>>) -> Vec<T> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .collect()
+}
+
 /// What one step's forward and backward passes give.
 struct Pass {
     grads: GradientsParams,
@@ -513,13 +525,7 @@ where
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+            join_in_order(handles)
         });
     let mut sum = GradientsAccumulator::<M>::new();
     let (mut loss, mut kl) = (0.0, None::<f64>);
