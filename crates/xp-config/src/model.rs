@@ -145,7 +145,7 @@ pub struct TrainingConfig {
     #[garde(range(min = 1))]
     pub epochs: u32,
     /// Molecules per optimisation step. On the CPU a step runs in slices of 32 molecules, each
-    /// on a core of its own: 128 keeps up to four cores busy.
+    /// on a core of its own: 64 keeps two cores busy, 128 four.
     #[serde(default = "defaults::batch_size")]
     #[garde(range(min = 1, max = 512))]
     pub batch_size: u32,
@@ -165,7 +165,8 @@ pub struct TrainingConfig {
     #[serde(default = "defaults::patience")]
     #[garde(range(min = 1))]
     pub patience: u32,
-    /// Optimisation steps of linear learning-rate warm-up.
+    /// Optimisation steps of linear learning-rate warm-up; after it the rate decays as
+    /// `sqrt(warmup_steps / step)`, so a longer warm-up also decays more slowly.
     #[serde(default = "defaults::warmup_steps")]
     #[garde(range(max = TOML_INT_MAX))]
     pub warmup_steps: u64,
@@ -368,10 +369,10 @@ pub(crate) mod defaults {
         2
     }
     pub fn batch_size() -> u32 {
-        128
+        64
     }
     pub fn learning_rate() -> f64 {
-        2e-3
+        1e-2
     }
     pub fn weight_decay() -> f64 {
         1e-5
@@ -383,7 +384,7 @@ pub(crate) mod defaults {
         5
     }
     pub fn warmup_steps() -> u64 {
-        100
+        300
     }
     pub fn kl_weight() -> f64 {
         0.05

@@ -44,12 +44,12 @@ fn bundled_default_loads_with_the_documented_defaults() {
     assert_eq!(config.model.num_layers, 2);
     assert_eq!(config.model.dropout, 0.1);
     assert_eq!(config.training.epochs, 2);
-    assert_eq!(config.training.batch_size, 128);
-    assert_eq!(config.training.learning_rate, 2e-3);
+    assert_eq!(config.training.batch_size, 64);
+    assert_eq!(config.training.learning_rate, 1e-2);
     assert_eq!(config.training.weight_decay, 1e-5);
     assert_eq!(config.training.gradient_clip, 1.0);
     assert_eq!(config.training.patience, 5);
-    assert_eq!(config.training.warmup_steps, 100);
+    assert_eq!(config.training.warmup_steps, 300);
     assert_eq!(config.data.smiles_column, "smiles");
     assert_eq!(config.data.max_length, 200);
     assert_eq!(config.data.num_workers, 4);
@@ -250,7 +250,7 @@ fn merge_toml_updates_nested_tables_key_by_key() {
         .unwrap();
     assert_eq!(config.training.epochs, 7);
     assert_eq!(
-        config.training.batch_size, 128,
+        config.training.batch_size, 64,
         "untouched keys keep their value"
     );
     assert_eq!(config.model.num_layers, 3);
