@@ -40,8 +40,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Molecules per slice of a training batch on the CPU, where one step's matrix products are too
 /// small to keep more than one core busy: a batch of 64 runs as two slices on up to two cores,
-/// one of 128 as four. A fixed size, not the machine's core count, so that a seed gives the same weights
-/// whatever the number of cores.
+/// one of 128 as four. A fixed size, not the machine's core count, so that a seed gives the same
+/// weights whatever the number of cores.
 pub const CPU_SLICE: usize = 32;
 /// The metric checkpoints are ranked by.
 pub const RANK_METRIC: &str = "val_loss";
