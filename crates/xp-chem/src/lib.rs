@@ -6,6 +6,7 @@
 //! third of that time. A binary that sets a faster global allocator gains about 1.3x; `xtask`
 //! uses `mimalloc` (with its `v2` feature).
 
+mod detached;
 mod filters;
 mod fragments;
 mod graph;

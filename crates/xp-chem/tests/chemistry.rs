@@ -345,6 +345,63 @@ fn mutate(smiles: &str, edits: &[(usize, u8, usize)]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// The canonical SMILES through a whole engine molecule, the path `canonical_smiles` shortens.
+fn engine_canonical(smiles: &str) -> Result<String, ChemError> {
+    Molecule::parse(smiles)?.canonical_smiles()
+}
+
+/// `canonical_smiles` and `is_valid` skip building a molecule and, without stereo marks, stereo
+/// perception: their answers (verdict, error, text) must be the whole molecule's, here on MOSES
+/// molecules, each also broken by an edit, and on stereo and explicit-hydrogen cases.
+#[test]
+fn the_short_path_answers_as_a_whole_molecule() {
+    let mut inputs: Vec<String> = [
+        "C[C@H](N)O",
+        "C[C@@H]1CCCN1",
+        "F/C=C/F",
+        "F/C=C\\F",
+        "C/C=C/C(/F)=C/Cl",
+        "N[C@@H](C)C(=O)O",
+        "C[C@H]1CC[C@@H](C)CC1",
+        "[2H]C([2H])([2H])O",
+        "[H]C([H])([H])[H]",
+        "[H][H]",
+        "[H+]",
+        "C[C@H]([2H])O",
+        "CCO ethanol",
+        "C1=CC=CC=C1 |$;;;;;$|",
+        "c1ccccc1\tbenzene",
+        "F/C=C/",
+        "C[C@H]",
+        "C[C@](F)(Cl)(Br)I",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let seeds = fixture_smiles();
+    for (i, seed) in seeds.iter().enumerate() {
+        inputs.push(seed.clone());
+        inputs.push(mutate(seed, &[(i % 3, (i * 7) as u8, i * 13)]));
+    }
+    let (mut valid, mut stereo_valid) = (0, 0);
+    for s in &inputs {
+        let answer = canonical_smiles(s);
+        assert_eq!(answer, engine_canonical(s), "{s}");
+        assert_eq!(is_valid(s), Molecule::parse(s).is_ok(), "{s}");
+        if answer.is_ok() {
+            valid += 1;
+            stereo_valid += usize::from(s.contains(['@', '/', '\\']));
+        }
+    }
+    // Both paths and both verdicts were exercised.
+    assert!(
+        valid > seeds.len() && valid < inputs.len(),
+        "{valid} of {}",
+        inputs.len()
+    );
+    assert!(stereo_valid >= 8, "{stereo_valid} valid with stereo marks");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
     /// Real molecules with a few random edits (the engine's hard cases: broken rings, charges,
@@ -356,7 +413,9 @@ proptest! {
     ) {
         let seeds = fixture_smiles();
         let smiles = mutate(&seeds[which % seeds.len()], &edits);
-        if let Ok(canonical) = canonical_smiles(&smiles) {
+        let answer = canonical_smiles(&smiles);
+        prop_assert_eq!(&answer, &engine_canonical(&smiles));
+        if let Ok(canonical) = answer {
             prop_assert_eq!(canonical_smiles(&canonical).unwrap(), canonical);
         }
     }
