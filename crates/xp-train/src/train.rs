@@ -1259,6 +1259,12 @@ fn metric_pairs(best_val_loss: Option<f64>, m: &GenerationMetrics) -> Vec<(Strin
             out.push((entry.key.to_owned(), v));
         }
     }
+    // Why the rest were invalid, as shares of all samples like `samples/invalid/*` (with
+    // validity they sum to 1), so runs can be compared and queried by their mistakes.
+    for kind in InvalidKind::ALL {
+        let share = m.invalid.get(kind) as f64 / m.count.max(1) as f64;
+        out.push((format!("invalid_{}", kind.key()), share));
+    }
     out
 }
 

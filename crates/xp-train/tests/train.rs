@@ -248,7 +248,16 @@ fn a_run_leaves_logs_checkpoints_samples_and_a_result() {
     let record: serde_json::Value = serde_json::from_str(results.trim()).unwrap();
     assert_eq!(record["experiment_name"], config.name);
     assert!(record["metrics"]["best_val_loss"].as_f64().unwrap() > 0.0);
-    assert!(record["metrics"]["validity"].as_f64().is_some());
+    // Validity and the shares of each kind of mistake account for every sample.
+    let metrics = record["metrics"].as_object().unwrap();
+    let invalid: Vec<f64> = metrics
+        .iter()
+        .filter(|(k, _)| k.starts_with("invalid_"))
+        .map(|(_, v)| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(invalid.len(), xp_chem::InvalidKind::ALL.len());
+    let validity = metrics["validity"].as_f64().unwrap();
+    assert!((validity + invalid.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     assert_eq!(
         record["artifacts"]["best_checkpoint"],
         best.display().to_string()
