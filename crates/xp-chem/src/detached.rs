@@ -18,11 +18,12 @@ pub(crate) struct Sanitized {
 
 /// Whether `smiles` can carry stereochemistry: tetrahedral and other `@` marks, directional
 /// bonds, or a CXSMILES extension (which follows whitespace). Without any, stereo perception
-/// has nothing to perceive.
+/// has nothing to perceive. Anything but printable ASCII (a separator the parser might read as
+/// whitespace) takes the whole path too.
 fn may_carry_stereo(smiles: &str) -> bool {
     smiles
         .bytes()
-        .any(|b| matches!(b, b'@' | b'/' | b'\\') || b.is_ascii_whitespace())
+        .any(|b| matches!(b, b'@' | b'/' | b'\\') || !b.is_ascii_graphic())
 }
 
 /// Parses and sanitizes as `cosmolkit::Molecule::from_smiles` does (RDKit's `MolFromSmiles`);

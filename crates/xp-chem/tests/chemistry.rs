@@ -371,6 +371,8 @@ fn the_short_path_answers_as_a_whole_molecule() {
         "CCO ethanol",
         "C1=CC=CC=C1 |$;;;;;$|",
         "c1ccccc1\tbenzene",
+        "CCO\u{a0}ethanol",
+        "CCO\u{b}ethanol",
         "F/C=C/",
         "C[C@H]",
         "C[C@](F)(Cl)(Br)I",
