@@ -1028,13 +1028,8 @@ where
         if let Some(n) = scores.novelty {
             scalars.push(("samples/novelty", n));
         }
-        // Why the others are invalid, as shares of all samples (with validity, they sum to 1).
-        let invalid_tags: Vec<(String, f64)> = InvalidKind::ALL
-            .iter()
-            .map(|&kind| {
-                let share = scores.invalid.get(kind) as f64 / scores.count.max(1) as f64;
-                (format!("samples/invalid/{}", kind.key()), share)
-            })
+        let invalid_tags: Vec<(String, f64)> = invalid_shares(&scores)
+            .map(|(key, share)| (format!("samples/invalid/{key}"), share))
             .collect();
         scalars.extend(invalid_tags.iter().map(|(tag, v)| (tag.as_str(), *v)));
         logger.log_scalars(&scalars)?;
@@ -1259,13 +1254,20 @@ fn metric_pairs(best_val_loss: Option<f64>, m: &GenerationMetrics) -> Vec<(Strin
             out.push((entry.key.to_owned(), v));
         }
     }
-    // Why the rest were invalid, as shares of all samples like `samples/invalid/*` (with
-    // validity they sum to 1), so runs can be compared and queried by their mistakes.
-    for kind in InvalidKind::ALL {
-        let share = m.invalid.get(kind) as f64 / m.count.max(1) as f64;
-        out.push((format!("invalid_{}", kind.key()), share));
-    }
+    // As `samples/invalid/*`, so runs can be compared and queried by their mistakes.
+    out.extend(invalid_shares(m).map(|(key, share)| (format!("invalid_{key}"), share)));
     out
+}
+
+/// Why the invalid samples were invalid: each kind of mistake's share of all samples (with
+/// validity, they sum to 1), by the kind's key.
+fn invalid_shares(m: &GenerationMetrics) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+    InvalidKind::ALL.into_iter().map(|kind| {
+        (
+            kind.key(),
+            m.invalid.get(kind) as f64 / m.count.max(1) as f64,
+        )
+    })
 }
 
 /// The config as dotted keys, for TensorBoard's HParams tab.
