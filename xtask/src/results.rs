@@ -63,8 +63,9 @@ enum ResultsCommand {
 /// Which metrics get a column: a run logging many metrics makes a table too wide to read.
 #[derive(Args)]
 struct MetricColumns {
-    /// Show only these metrics (comma-separated, e.g. `val_loss,validity`); all by default.
-    /// In the table and CSV; JSON always holds whole results.
+    /// Show only these metrics (comma-separated, e.g. `val_loss,validity`). By default all of
+    /// them; a table in a terminal shows those that fit and names the rest. In the table and CSV;
+    /// JSON always holds whole results.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     metrics: Vec<String>,
 }
@@ -97,7 +98,14 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
                 found.value.drain(..skip);
             }
             report(&query, &found, None);
-            print_entries(out, &found.value, None, &columns.metrics, args.format)
+            print_entries(
+                out,
+                &found.value,
+                None,
+                &columns.metrics,
+                args.format,
+                table_width(),
+            )
         }
         ResultsCommand::Best(rank) => {
             let found = query.best(&rank.metric, rank.mode.parse()?)?;
@@ -114,7 +122,7 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
                     bail!("no result to rank: `{}` is NaN in every one", rank.metric)
                 }
                 (Format::Table, None) => bail!("no result to rank: none matches"),
-                (f, _) => print_entries(out, &entries, Some(&rank.metric), &[], f),
+                (f, _) => print_entries(out, &entries, Some(&rank.metric), &[], f, None),
             }
         }
         ResultsCommand::Top { rank, n, columns } => {
@@ -131,6 +139,7 @@ pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
                 Some(&rank.metric),
                 &columns.metrics,
                 args.format,
+                table_width(),
             )
         }
         ResultsCommand::Compare { a, b } => compare_lines(out, &query, *a, *b, args.format),
@@ -392,6 +401,7 @@ fn print_entries(
     metric: Option<&str>,
     only: &[String],
     format: Format,
+    width: Option<usize>,
 ) -> anyhow::Result<()> {
     let mut metrics = metric_columns(entries, metric);
     if !only.is_empty() && !entries.is_empty() {
@@ -470,42 +480,95 @@ fn print_entries(
             Ok(())
         }
         Format::Table => {
-            let mut table = Table::new();
-            table.load_preset(presets::UTF8_BORDERS_ONLY);
-            let mut header = vec![
-                "#".to_owned(),
-                "timestamp".to_owned(),
-                "experiment".to_owned(),
-            ];
-            header.extend(metrics.iter().cloned());
-            table.set_header(header);
-            for e in entries {
-                let mut row = vec![
-                    Cell::new(e.line),
-                    Cell::new(table_time(&e.record.timestamp)),
-                    Cell::new(&e.record.experiment_name),
-                ];
-                row.extend(metrics.iter().map(|m| {
-                    Cell::new(metric_cell(e, m, table_number)).set_alignment(CellAlignment::Right)
-                }));
-                table.add_row(row);
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    let fixed = [
+                        e.line.to_string(),
+                        table_time(&e.record.timestamp),
+                        e.record.experiment_name.clone(),
+                    ];
+                    let metric_cells = metrics.iter().map(|m| metric_cell(e, m, table_number));
+                    fixed.into_iter().chain(metric_cells).collect()
+                })
+                .collect();
+            let header: Vec<String> = ["#", "timestamp", "experiment"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(metrics.iter().cloned())
+                .collect();
+            // Metrics the user did not choose are shown while they fit; the rest are named.
+            let shown = match width {
+                Some(width) if only.is_empty() => fitting_columns(&header, &rows, width),
+                _ => header.len(),
+            };
+            let mut table = metrics_table(&header[..shown]);
+            for row in &rows {
+                table.add_row(row[..shown].iter().map(Cell::new));
             }
-            for i in 3..3 + metrics.len() {
-                if let Some(col) = table.column_mut(i) {
-                    col.set_cell_alignment(CellAlignment::Right);
-                }
-            }
-            table
-                .column_mut(0)
-                .expect("first column")
-                .set_cell_alignment(CellAlignment::Right);
             writeln!(out, "{table}")?;
             if entries.is_empty() {
                 writeln!(out, "(no matching results)")?;
             }
+            let hidden = &header[shown..];
+            if !hidden.is_empty() {
+                writeln!(
+                    out,
+                    "{} more metric{} did not fit: {} (choose the columns with --metrics; --format csv or json shows all)",
+                    hidden.len(),
+                    if hidden.len() == 1 { "" } else { "s" },
+                    hidden.join(", ")
+                )?;
+            }
             Ok(())
         }
     }
+}
+
+/// The width a table must fit: `COLUMNS` when set, else the terminal's; `None` when printing to
+/// a pipe or a file, which then gets every column.
+fn table_width() -> Option<usize> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .filter(|&c: &usize| c > 0)
+        .or_else(|| Table::new().width().map(usize::from))
+}
+
+/// An empty results table with these columns: the line number and the metrics aligned right.
+fn metrics_table(header: &[String]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(presets::UTF8_BORDERS_ONLY);
+    table.set_header(header);
+    for (i, col) in table.column_iter_mut().enumerate() {
+        if i == 0 || i >= 3 {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+/// How many of the columns (the three fixed ones and at least one metric) fit in `width`.
+/// Measured on a table holding each column's widest cell, which is as wide as the whole.
+fn fitting_columns(header: &[String], rows: &[Vec<String>], width: usize) -> usize {
+    let widest: Vec<&str> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].as_str())
+                .max_by_key(|cell| cell.chars().count())
+                .unwrap_or("")
+        })
+        .collect();
+    let fits = |n: usize| {
+        let mut probe = metrics_table(&header[..n]);
+        probe.add_row(&widest[..n]);
+        probe.lines().all(|line| line.chars().count() <= width)
+    };
+    let mut n = header.len();
+    while n > 4 && !fits(n) {
+        n -= 1;
+    }
+    n
 }
 
 fn compare_lines(

@@ -11,10 +11,12 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs xtask as from a pipe: no `COLUMNS`, so tables are not fitted to a terminal.
 fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .current_dir(root())
+        .env_remove("COLUMNS")
         .output()
         .unwrap()
 }
@@ -24,6 +26,7 @@ fn xtask_with_input(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .current_dir(root())
+        .env_remove("COLUMNS")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -886,6 +889,77 @@ fn results_list_and_top_show_only_the_metrics_asked_for() {
         err.contains("no result here has a metric `valdity`") && err.contains("val_loss, validity"),
         "{err}"
     );
+}
+
+#[test]
+fn results_tables_fit_the_terminal_and_name_the_metrics_left_out() {
+    // A training run logs about twenty metrics: a table of all of them is too wide to read.
+    let dir = tempfile::tempdir().unwrap();
+    let log = xp_results::ResultsTracker::open(dir.path());
+    let names: Vec<String> = (0..20).map(|i| format!("metric_number_{i:02}")).collect();
+    for run in 0..3 {
+        let metrics = names.iter().map(|n| (n.as_str(), 0.5 + run as f64));
+        log.log_result("fit", &serde_json::json!({"run": run}), metrics, [])
+            .unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let in_terminal = |columns: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["results", "--dir", d])
+            .args(args)
+            .env("COLUMNS", columns)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    for (columns, args) in [
+        ("100", &["list"][..]),
+        (
+            "80",
+            &["top", "--metric", "metric_number_19", "-n", "2"][..],
+        ),
+    ] {
+        let width: usize = columns.parse().unwrap();
+        let out = in_terminal(columns, args);
+        let (table, note) = out.trim_end().rsplit_once('\n').unwrap();
+        assert!(
+            table.lines().all(|l| l.chars().count() <= width),
+            "wider than {width}:\n{out}"
+        );
+        // Every metric is either a column or named below the table, in order.
+        let header = table.lines().nth(1).unwrap();
+        let shown: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| header.contains(n))
+            .collect();
+        let hidden: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !shown.contains(n))
+            .collect();
+        assert!(!shown.is_empty() && !hidden.is_empty(), "{out}");
+        assert!(
+            note.starts_with(&format!("{} more metrics did not fit: ", hidden.len()))
+                && note.contains(&hidden.join(", ")),
+            "{out}"
+        );
+        if args[0] == "top" {
+            // The ranking metric is never the one left out.
+            assert!(shown.contains(&"metric_number_19"), "{out}");
+        }
+    }
+    // Columns chosen with --metrics are shown even when too wide; so is everything in a pipe.
+    let chosen = names.join(",");
+    let out = in_terminal("60", &["list", "--metrics", &chosen]);
+    assert!(names.iter().all(|n| out.contains(n.as_str())), "{out}");
+    assert!(!out.contains("did not fit"), "{out}");
+    let out = xtask(&["results", "--dir", d, "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = text(&out.stdout);
+    assert!(names.iter().all(|n| out.contains(n.as_str())), "{out}");
+    assert!(!out.contains("did not fit"), "{out}");
 }
 
 #[test]
