@@ -41,15 +41,27 @@ enum State {
     Resumable,
     /// Stopped before its first checkpoint: nothing to resume.
     NoCheckpoint,
+    /// Its newest checkpoint fails verification (a truncated or missing file): restore it, or
+    /// move it away to resume from the one before.
+    Damaged,
 }
 
 impl State {
-    /// From whether a writer holds the checkpoints, the newest checkpoint's epoch, the epochs
-    /// configured and, when the results log holds the run, the epochs its record configured.
-    fn of(in_use: bool, last_epoch: Option<u64>, epochs: u64, logged: Option<Option<u64>>) -> Self {
+    /// From whether a writer holds the checkpoints, whether a checkpoint newer than the last
+    /// usable one fails verification, the last usable checkpoint's epoch, the epochs configured
+    /// and, when the results log holds the run, the epochs its record configured.
+    fn of(
+        in_use: bool,
+        damaged: bool,
+        last_epoch: Option<u64>,
+        epochs: u64,
+        logged: Option<Option<u64>>,
+    ) -> Self {
         let done = last_epoch.is_some_and(|e| e >= epochs);
         if in_use {
             State::Training
+        } else if damaged {
+            State::Damaged
         } else if logged.is_some() && done {
             State::Finished
         } else if logged == Some(Some(epochs)) {
@@ -69,6 +81,7 @@ impl State {
             State::StoppedEarly => "stopped early",
             State::Resumable => "resumable",
             State::NoCheckpoint => "no checkpoint",
+            State::Damaged => "damaged",
         }
     }
 }
@@ -127,6 +140,11 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
             }
         }
         Format::Table => print_table(&runs),
+    }
+    if runs.iter().any(|r| r.state == State::Damaged) {
+        eprintln!(
+            "a damaged run's newest checkpoint fails verification (see the warnings above): restore its files, or move it out of checkpoints/ to resume from the one before"
+        );
     }
     if let Some(resumable) = runs.iter().rev().find(|r| r.state == State::Resumable) {
         eprintln!(
@@ -212,6 +230,9 @@ fn read_runs(dir: &Path, only: Option<&std::ffi::OsStr>) -> anyhow::Result<Vec<R
             .and_then(serde_json::Value::as_u64);
         let state = State::of(
             CheckpointManager::in_use(&checkpoints),
+            listed
+                .as_ref()
+                .is_some_and(|m| !m.unverified_since_last().is_empty()),
             last_epoch,
             u64::from(epochs),
             result.map(|_| logged_epochs),
@@ -264,20 +285,26 @@ mod tests {
     #[test]
     fn a_run_state_follows_its_lock_checkpoints_and_result() {
         let cases = [
-            ((true, Some(1), 3, None), State::Training),
-            ((true, Some(3), 3, Some(Some(3))), State::Training),
-            ((false, Some(3), 3, Some(Some(3))), State::Finished),
-            ((false, Some(2), 5, Some(Some(5))), State::StoppedEarly),
+            ((true, false, Some(1), 3, None), State::Training),
+            ((true, false, Some(3), 3, Some(Some(3))), State::Training),
+            ((false, false, Some(3), 3, Some(Some(3))), State::Finished),
+            (
+                (false, false, Some(2), 5, Some(Some(5))),
+                State::StoppedEarly,
+            ),
             // Finished at 3 epochs, resumed for 6, stopped at 4: not done, and resumable.
-            ((false, Some(4), 6, Some(Some(3))), State::Resumable),
-            ((false, Some(1), 3, None), State::Resumable),
-            ((false, None, 3, None), State::NoCheckpoint),
+            ((false, false, Some(4), 6, Some(Some(3))), State::Resumable),
+            ((false, false, Some(1), 3, None), State::Resumable),
+            ((false, false, None, 3, None), State::NoCheckpoint),
+            // The last checkpoint broke: neither finished nor resumable as it stands.
+            ((false, true, Some(2), 3, Some(Some(3))), State::Damaged),
+            ((false, true, None, 3, None), State::Damaged),
         ];
-        for ((in_use, last, epochs, logged), state) in cases {
+        for ((in_use, damaged, last, epochs, logged), state) in cases {
             assert_eq!(
-                State::of(in_use, last, epochs, logged),
+                State::of(in_use, damaged, last, epochs, logged),
                 state,
-                "{in_use} {last:?} {epochs} {logged:?}"
+                "{in_use} {damaged} {last:?} {epochs} {logged:?}"
             );
         }
     }

@@ -146,6 +146,9 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         100.0 * valid as f64 / drawn.smiles.len().max(1) as f64,
         invalid.summary(),
     );
+    for warning in &drawn.warnings {
+        eprintln!("warning: {warning}");
+    }
     if let Some(out) = &args.out {
         let reference = config
             .data

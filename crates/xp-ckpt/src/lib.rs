@@ -21,4 +21,4 @@ mod manager;
 
 pub use checkpoint::{CONFIG_FILE, Checkpoint, META_FILE, Payload};
 pub use error::CkptError;
-pub use manager::{CheckpointManager, Entry, MANIFEST_FILE, Mode, Saved};
+pub use manager::{CheckpointManager, Entry, MANIFEST_FILE, Mode, Saved, Unverified};

@@ -56,6 +56,24 @@ struct Manifest {
     best: Option<String>,
     last: Option<String>,
     checkpoints: Vec<Entry>,
+    /// Checkpoint directories that failed verification: never taken for evicted ones, so one
+    /// whose files are restored is listed again, not deleted. Absent in older manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unverified: Vec<String>,
+}
+
+/// A checkpoint directory the manager found but does not list because it fails verification (a
+/// missing or truncated file, unreadable metadata). It is never deleted: restore its files and
+/// reopen the folder, and it is listed again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unverified {
+    /// Directory name inside the folder, e.g. `epoch0007-step0012345`.
+    pub dir: String,
+    /// From the directory name, as its metadata may be what is broken.
+    pub epoch: u64,
+    pub global_step: u64,
+    /// What failed, naming the file.
+    pub problem: String,
 }
 
 /// What [`CheckpointManager::save`] did.
@@ -80,6 +98,8 @@ pub struct CheckpointManager {
     mode: Mode,
     /// Kept checkpoints, oldest first.
     entries: Vec<Entry>,
+    /// Checkpoint directories that fail verification, oldest first.
+    unverified: Vec<Unverified>,
     max_seq: u64,
     warnings: Vec<String>,
     /// The folder's lock; `None` for a read-only view, which never writes.
@@ -115,6 +135,7 @@ impl CheckpointManager {
             metric: metric.to_owned(),
             mode,
             entries: Vec::new(),
+            unverified: Vec::new(),
             max_seq: 0,
             warnings: Vec::new(),
             lock: Some(lock),
@@ -168,6 +189,7 @@ impl CheckpointManager {
             metric: metric.to_owned(),
             mode,
             entries: Vec::new(),
+            unverified: Vec::new(),
             max_seq: 0,
             warnings: Vec::new(),
             lock: None,
@@ -199,7 +221,12 @@ impl CheckpointManager {
             .as_ref()
             .map(|m| m.checkpoints.iter().map(|e| e.dir.clone()).collect());
         let manifest_max = manifest.as_ref().map_or(0, |m| m.max_seq);
+        let was_unverified: BTreeSet<&str> = manifest
+            .as_ref()
+            .map(|m| m.unverified.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         let mut found = Vec::new();
+        let mut unverified = Vec::new();
         let mut max_seq = manifest_max;
         for item in std::fs::read_dir(&self.dir).map_err(io("list", &self.dir))? {
             let item = item.map_err(io("list", &self.dir))?;
@@ -219,20 +246,35 @@ impl CheckpointManager {
                 removed.map_err(io("remove the leftover", &path))?;
                 continue;
             }
-            if !is_checkpoint_name(&name) || !path.is_dir() {
+            let Some((epoch, global_step)) = parse_checkpoint_name(&name) else {
+                continue;
+            };
+            if !path.is_dir() {
                 continue;
             }
-            let meta = match Meta::read(&path).and_then(|m| m.check_sizes(&path).map(|()| m)) {
+            // A readable seq counts even when a file is broken: a later save must not reuse it.
+            let meta = Meta::read(&path).and_then(|meta| {
+                max_seq = max_seq.max(meta.seq);
+                meta.check_sizes(&path).map(|()| meta)
+            });
+            let meta = match meta {
                 Ok(meta) => meta,
                 Err(err) => {
                     self.warnings.push(format!("not listed: {err}"));
+                    unverified.push(Unverified {
+                        dir: name,
+                        epoch,
+                        global_step,
+                        problem: describe(&err),
+                    });
                     continue;
                 }
             };
-            max_seq = max_seq.max(meta.seq);
-            let evicted = listed
-                .as_ref()
-                .is_some_and(|l| !l.contains(&name) && meta.seq <= manifest_max);
+            let evicted = listed.as_ref().is_some_and(|l| {
+                !l.contains(&name)
+                    && !was_unverified.contains(name.as_str())
+                    && meta.seq <= manifest_max
+            });
             if evicted {
                 // Retention had dropped it; the save that did so stopped before deleting it.
                 if !writable {
@@ -260,7 +302,9 @@ impl CheckpointManager {
             });
         }
         found.sort_by_key(|e| e.seq);
+        unverified.sort_by_key(|u: &Unverified| (u.epoch, u.global_step));
         self.entries = found;
+        self.unverified = unverified;
         self.max_seq = max_seq;
         if !writable {
             return Ok(());
@@ -331,6 +375,7 @@ impl CheckpointManager {
             best: self.best().map(|e| e.dir.clone()),
             last: self.last().map(|e| e.dir.clone()),
             checkpoints: self.entries.clone(),
+            unverified: self.unverified.iter().map(|u| u.dir.clone()).collect(),
         };
         let text = serde_json::to_vec_pretty(&manifest).expect("the manifest always serialises");
         let tmp = self.dir.join(format!("{TMP_PREFIX}{MANIFEST_FILE}"));
@@ -478,6 +523,23 @@ impl CheckpointManager {
         &self.warnings
     }
 
+    /// The checkpoint directories not listed because they fail verification, oldest first.
+    pub fn unverified(&self) -> &[Unverified] {
+        &self.unverified
+    }
+
+    /// The unverified checkpoints newer (by epoch and step) than the last listed one, or all of
+    /// them when none is listed: non-empty when the folder's newest state is broken. A resumed
+    /// run should not go on from the last listed one then: it would repeat epochs and, on
+    /// reaching a broken one's epoch and step, fail to save.
+    pub fn unverified_since_last(&self) -> Vec<&Unverified> {
+        let last = self.last().map(|l| (l.epoch, l.global_step));
+        self.unverified
+            .iter()
+            .filter(|u| last.is_none_or(|last| (u.epoch, u.global_step) > last))
+            .collect()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -491,18 +553,22 @@ fn discard(dir: &Path, name: &str) -> std::io::Result<()> {
     std::fs::remove_dir_all(&doomed)
 }
 
-/// `epoch<digits>-step<digits>`.
-fn is_checkpoint_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("epoch") else {
-        return false;
+/// The epoch and step of a checkpoint directory's name, `epoch<digits>-step<digits>`.
+fn parse_checkpoint_name(name: &str) -> Option<(u64, u64)> {
+    let (epoch, step) = name.strip_prefix("epoch")?.split_once("-step")?;
+    let number = |digits: &str| {
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten()
     };
-    let Some((epoch, step)) = rest.split_once("-step") else {
-        return false;
-    };
-    !epoch.is_empty()
-        && !step.is_empty()
-        && epoch
-            .bytes()
-            .chain(step.bytes())
-            .all(|b| b.is_ascii_digit())
+    Some((number(epoch)?, number(step)?))
+}
+
+/// An error's problem alone: a [`CkptError::Corrupt`] without its advice, which suits a folder
+/// more than one checkpoint.
+fn describe(err: &CkptError) -> String {
+    match err {
+        CkptError::Corrupt { path, problem } => format!("{}: {problem}", path.display()),
+        other => other.to_string(),
+    }
 }

@@ -343,6 +343,79 @@ fn corruption_is_detected_on_load_naming_the_file() {
 }
 
 #[test]
+fn a_checkpoint_that_fails_verification_is_kept_and_listed_again_once_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("epoch0003-step0000300/model.safetensors");
+    let whole = {
+        let mut m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();
+        for (e, v) in [(1, 0.5), (2, 0.4), (3, 0.3)] {
+            m.save(&ckpt(e, v)).unwrap();
+        }
+        std::fs::read(&broken).unwrap()
+    };
+    std::fs::write(&broken, &whole[..100]).unwrap();
+    // Opened twice to write (a resume refused, then tried again) and once to read: the broken
+    // checkpoint is reported each time, and never deleted as if retention had dropped it.
+    for _ in 0..2 {
+        let m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();
+        assert_eq!(epochs(&m), [1, 2]);
+        let [u] = m.unverified() else {
+            panic!("{:?}", m.unverified())
+        };
+        assert_eq!(
+            (u.dir.as_str(), u.epoch, u.global_step),
+            ("epoch0003-step0000300", 3, 300)
+        );
+        assert!(
+            u.problem.contains("model.safetensors") && u.problem.contains("truncated"),
+            "{}",
+            u.problem
+        );
+        assert!(m.warnings()[0].contains("not listed"), "{:?}", m.warnings());
+        assert_eq!(m.unverified_since_last(), [u]);
+    }
+    let view = CheckpointManager::open_read_only(dir.path(), "val_loss", Mode::Min).unwrap();
+    assert_eq!(view.unverified().len(), 1);
+    assert_eq!(dirs_on_disk(dir.path()).len(), 3);
+    // Restored, it is the last and the best again, and loads.
+    std::fs::write(&broken, &whole).unwrap();
+    let m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();
+    assert_eq!(epochs(&m), [1, 2, 3]);
+    assert!(m.unverified().is_empty() && m.warnings().is_empty());
+    assert_eq!(m.load_last().unwrap().unwrap().epoch, 3);
+    assert_eq!(m.best().unwrap().epoch, 3);
+    // An older one broken leaves the newest state whole.
+    drop(m);
+    std::fs::remove_file(dir.path().join("epoch0001-step0000100/meta.json")).unwrap();
+    let m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();
+    assert_eq!((epochs(&m), m.unverified().len()), (vec![2, 3], 1));
+    assert!(m.unverified_since_last().is_empty());
+}
+
+#[test]
+fn a_save_beside_a_broken_checkpoint_takes_a_newer_seq_even_without_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("epoch0002-step0000200/optimizer");
+    {
+        let mut m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();
+        m.save(&ckpt(1, 0.5)).unwrap();
+        m.save(&ckpt(2, 0.4)).unwrap();
+    }
+    let whole = std::fs::read(&broken).unwrap();
+    std::fs::write(&broken, b"").unwrap();
+    std::fs::remove_file(dir.path().join(MANIFEST_FILE)).unwrap();
+    {
+        let mut m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();
+        assert_eq!(m.last().unwrap().epoch, 1);
+        m.save(&ckpt(5, 0.6)).unwrap();
+    }
+    std::fs::write(&broken, &whole).unwrap();
+    let m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();
+    assert_eq!(epochs(&m), [1, 2, 5]);
+    assert_eq!(m.last().unwrap().epoch, 5);
+}
+
+#[test]
 fn nan_metrics_survive_the_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = CheckpointManager::open(dir.path(), 3, "val_loss", Mode::Min).unwrap();

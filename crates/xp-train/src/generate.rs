@@ -66,6 +66,9 @@ pub struct Generated {
     pub device: String,
     /// The run's config, as the checkpoint saved it.
     pub config: ExperimentConfig,
+    /// What the run's checkpoint folder had to work around, such as a checkpoint passed over
+    /// because it fails verification: the one drawn from may not be the one asked for.
+    pub warnings: Vec<String>,
 }
 
 /// SMILES are drawn this many at a time (or the run's `training.sample_size`, if larger), each
@@ -84,7 +87,7 @@ pub fn generate(
     options: &GenerateOptions,
     mut progress: impl FnMut(usize),
 ) -> Result<Generated, TrainError> {
-    let checkpoint = find_checkpoint(path, options.pick)?;
+    let (checkpoint, warnings) = find_checkpoint(path, options.pick)?;
     let ckpt = Checkpoint::load(&checkpoint)?;
     let config = xp_config::from_saved_toml(
         &ckpt.config,
@@ -168,11 +171,13 @@ pub fn generate(
         checkpoint,
         device,
         config,
+        warnings,
     })
 }
 
-/// The checkpoint directory `path` names, directly or through its run.
-fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<PathBuf, TrainError> {
+/// The checkpoint directory `path` names, directly or through its run, and what its folder's
+/// manager had to work around (a checkpoint that fails verification is passed over).
+fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<(PathBuf, Vec<String>), TrainError> {
     let bad = |problem: String| TrainError::Sample {
         path: path.to_path_buf(),
         problem,
@@ -184,7 +189,7 @@ fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<PathBuf, TrainErro
                 format!("{pick:?}").to_lowercase()
             )));
         }
-        return Ok(path.to_path_buf());
+        return Ok((path.to_path_buf(), Vec::new()));
     }
     let folder = if path.join(CHECKPOINTS_DIR).is_dir() {
         path.join(CHECKPOINTS_DIR)
@@ -198,6 +203,21 @@ fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<PathBuf, TrainErro
         )));
     };
     let manager = CheckpointManager::open_read_only(&folder, RANK_METRIC, Mode::Min)?;
+    let none = || {
+        if manager.unverified().is_empty() {
+            "it has no checkpoint yet (the run stopped before its first save)".to_owned()
+        } else {
+            let problems: Vec<&str> = manager
+                .unverified()
+                .iter()
+                .map(|u| u.problem.as_str())
+                .collect();
+            format!(
+                "no checkpoint of it can be used: {}; restore the files from a backup",
+                problems.join("; ")
+            )
+        }
+    };
     let entry = match pick.unwrap_or_default() {
         Pick::Best => manager.best().ok_or_else(|| {
             bad(if manager.last().is_some() {
@@ -205,14 +225,12 @@ fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<PathBuf, TrainErro
                     "none of its checkpoints has a {RANK_METRIC} to rank by (NaN or missing); pick the last one"
                 )
             } else {
-                "it has no checkpoint yet (the run stopped before its first save)".to_owned()
+                none()
             })
         })?,
-        Pick::Last => manager.last().ok_or_else(|| {
-            bad("it has no checkpoint yet (the run stopped before its first save)".to_owned())
-        })?,
+        Pick::Last => manager.last().ok_or_else(|| bad(none()))?,
     };
-    Ok(manager.path(entry))
+    Ok((manager.path(entry), manager.warnings().to_vec()))
 }
 
 /// One draw's settings, ready to run on a backend.

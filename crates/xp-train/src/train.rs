@@ -647,6 +647,12 @@ where
             }
             let manager =
                 CheckpointManager::open(&ckpt_dir, t.keep_top_k as usize, RANK_METRIC, Mode::Min)?;
+            if let Some(problem) = broken_newest(&manager) {
+                return Err(TrainError::Resume {
+                    path: run_dir.clone(),
+                    problem,
+                });
+            }
             let last = manager.load_last()?.ok_or_else(|| TrainError::Resume {
                 path: run_dir.clone(),
                 problem: "it has no checkpoint yet (the run stopped before its first save); start it again".to_owned(),
@@ -772,6 +778,9 @@ where
                     path.display()
                 ),
             );
+            for warning in manager.warnings() {
+                say(&bar, options.progress, format!("warning: {warning}"));
+            }
             (run_dir, manager, state, logger)
         }
         None => {
@@ -1194,6 +1203,36 @@ fn row_length_hint(config: &ExperimentConfig, needed: usize) -> Option<String> {
 }
 
 /// A line above the progress bar, or on stderr when there is no bar (not a terminal).
+/// Why a run cannot go on when a checkpoint newer than the last usable one fails verification:
+/// resuming from the older one would repeat its epochs, then fail to save over the broken one.
+fn broken_newest(manager: &CheckpointManager) -> Option<String> {
+    let broken = manager.unverified_since_last();
+    let newest = broken.last()?;
+    let what = broken
+        .iter()
+        .map(|u| u.problem.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(match manager.last() {
+        Some(last) if broken.len() == 1 => format!(
+            "its newest checkpoint fails verification: {what}; restore its files from a backup, or move {} out of {} to go on from {} (epoch {})",
+            newest.dir,
+            manager.dir().display(),
+            last.dir,
+            last.epoch
+        ),
+        Some(last) => format!(
+            "its newest checkpoints fail verification: {what}; restore their files from a backup, or move them out of {} to go on from {} (epoch {})",
+            manager.dir().display(),
+            last.dir,
+            last.epoch
+        ),
+        None => format!(
+            "no checkpoint of it can be used: {what}; restore the files from a backup, or start the run again"
+        ),
+    })
+}
+
 fn say(bar: &ProgressBar, on: bool, line: impl AsRef<str>) {
     if !on {
     } else if bar.is_hidden() {

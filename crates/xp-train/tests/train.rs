@@ -400,6 +400,67 @@ fn resuming_with_a_model_of_another_shape_names_the_settings() {
     assert_eq!(more.epochs_completed, 2);
 }
 
+#[test]
+fn a_broken_newest_checkpoint_stops_a_resume_and_is_kept_until_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = train(
+        &tiny_config(dir.path(), "autoregressive", &["training.epochs=2"]),
+        &quiet(),
+    )
+    .unwrap();
+    let run = &first.run_dir;
+    let checkpoints = run.join("checkpoints");
+    let (older, newer) = (
+        checkpoints.join("epoch0001-step0000003"),
+        checkpoints.join("epoch0002-step0000006"),
+    );
+    let files = [older.join(MODEL_FILE), newer.join(MODEL_FILE)];
+    let whole: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let three_epochs = || tiny_config(dir.path(), "autoregressive", &["training.epochs=3"]);
+    std::fs::write(&files[1], &whole[1][..100]).unwrap();
+
+    // Twice: the refused resume must not have dropped the broken checkpoint.
+    for _ in 0..2 {
+        let err = train(&three_epochs(), &resuming(run))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its newest checkpoint fails verification")
+                && err.contains("epoch0002-step0000006/model.safetensors")
+                && err.contains("go on from epoch0001-step0000003 (epoch 1)"),
+            "{err}"
+        );
+        assert!(newer.is_dir());
+    }
+    // Sampling passes over it, and says so.
+    let drawn = generate(run, &GenerateOptions::default(), |_| {}).unwrap();
+    assert_eq!(drawn.checkpoint, older);
+    assert!(
+        drawn.warnings.iter().any(|w| w.contains("epoch0002")),
+        "{:?}",
+        drawn.warnings
+    );
+    // With every checkpoint broken, neither says "no checkpoint yet".
+    std::fs::write(&files[0], b"").unwrap();
+    let err = generate(run, &GenerateOptions::default(), |_| {}).unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("no checkpoint of it can be used") && err.contains("epoch0001-step0000003"),
+        "{err}"
+    );
+    let err = train(&three_epochs(), &resuming(run))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no checkpoint of it can be used"), "{err}");
+
+    // Restored, the run goes on from its newest checkpoint.
+    for (file, bytes) in files.iter().zip(&whole) {
+        std::fs::write(file, bytes).unwrap();
+    }
+    let resumed = train(&three_epochs(), &resuming(run)).unwrap();
+    assert_eq!((resumed.epochs_completed, resumed.global_step), (3, 9));
+}
+
 const CHILD_ENV: &str = "XP_TRAIN_TEST_CHILD";
 
 /// The killed run: `training.batch_size=2` gives 48 steps an epoch, enough for the logs to reach
