@@ -259,6 +259,8 @@ impl CheckpointManager {
             });
             let meta = match meta {
                 Ok(meta) => meta,
+                // Evicted by a writer while this (read-only) view looked: not broken, just gone.
+                Err(_) if !path.exists() => continue,
                 Err(err) => {
                     self.warnings.push(format!("not listed: {err}"));
                     unverified.push(Unverified {
