@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use serde_json::{Value, json};
+use unicode_width::UnicodeWidthStr;
 use xp_results::{Entry, Filter, Found, Mode, Query, ResultsTracker, compare};
 
 #[derive(Args)]
@@ -549,20 +550,21 @@ fn metrics_table(header: &[String]) -> Table {
 }
 
 /// How many of the columns (the three fixed ones and at least one metric) fit in `width`.
-/// Measured on a table holding each column's widest cell, which is as wide as the whole.
+/// Measured on a table holding each column's widest cell, which is as wide as the whole. Widest
+/// in terminal columns, as comfy-table pads: `実験` takes four, not two.
 fn fitting_columns(header: &[String], rows: &[Vec<String>], width: usize) -> usize {
     let widest: Vec<&str> = (0..header.len())
         .map(|c| {
             rows.iter()
                 .map(|r| r[c].as_str())
-                .max_by_key(|cell| cell.chars().count())
+                .max_by_key(|cell| cell.width())
                 .unwrap_or("")
         })
         .collect();
     let fits = |n: usize| {
         let mut probe = metrics_table(&header[..n]);
         probe.add_row(&widest[..n]);
-        probe.lines().all(|line| line.chars().count() <= width)
+        probe.lines().all(|line| line.width() <= width)
     };
     let mut n = header.len();
     while n > 4 && !fits(n) {
@@ -643,7 +645,41 @@ fn compare_lines(
 
 #[cfg(test)]
 mod tests {
-    use super::{table_number, table_time};
+    use unicode_width::UnicodeWidthStr;
+
+    use super::{fitting_columns, metrics_table, table_number, table_time};
+
+    #[test]
+    fn the_fit_measures_cells_in_terminal_columns() {
+        // The longer name in characters is the narrower on screen (12 columns against 14).
+        let header: Vec<String> = ["#", "timestamp", "experiment"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain((0..8).map(|i| format!("metric_{i}")))
+            .collect();
+        let rows: Vec<Vec<String>> = ["abcdefghijkl", "実験実験実験実験"]
+            .iter()
+            .map(|name| {
+                ["1", "2026-11-30 02:00:00", name]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain((0..8).map(|_| "0.1234".to_owned()))
+                    .collect()
+            })
+            .collect();
+        let table_width = |n: usize| {
+            let mut table = metrics_table(&header[..n]);
+            rows.iter().for_each(|row| {
+                table.add_row(&row[..n]);
+            });
+            table.lines().map(|line| line.width()).max().unwrap()
+        };
+        for width in table_width(4)..=table_width(header.len()) {
+            let n = fitting_columns(&header, &rows, width);
+            assert!(table_width(n) <= width, "{n} columns at {width}");
+            assert!(n == header.len() || table_width(n + 1) > width);
+        }
+    }
 
     #[test]
     fn table_cells_are_short_and_never_panic() {
