@@ -1202,7 +1202,6 @@ fn row_length_hint(config: &ExperimentConfig, needed: usize) -> Option<String> {
     })
 }
 
-/// A line above the progress bar, or on stderr when there is no bar (not a terminal).
 /// Why a run cannot go on when a checkpoint newer than the last usable one fails verification:
 /// resuming from the older one would repeat its epochs, then fail to save over the broken one.
 fn broken_newest(manager: &CheckpointManager) -> Option<String> {
@@ -1233,6 +1232,7 @@ fn broken_newest(manager: &CheckpointManager) -> Option<String> {
     })
 }
 
+/// A line above the progress bar, or on stderr when there is no bar (not a terminal).
 fn say(bar: &ProgressBar, on: bool, line: impl AsRef<str>) {
     if !on {
     } else if bar.is_hidden() {
