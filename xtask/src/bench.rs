@@ -20,8 +20,9 @@ pub enum Target {
     /// xp-log: scalars per second end to end and the caller's cost of `add_scalar`, against
     /// tensorboardX and TensorBoard's own EventFileWriter.
     Log,
-    /// xp-train: tokens/s of each model (all four) on the CPU backends (and CUDA when built with it),
-    /// the step's time split, our logging/checkpointing overhead, the default run's validity.
+    /// xp-train: tokens/s of each of the four models on the CPU backends (and CUDA when built
+    /// with it), the step's time split, our logging/checkpointing overhead, the default run's
+    /// validity.
     Train,
     /// xp-chem: validity + canonical SMILES per second and all of MOSES's metrics on 30,000
     /// generated SMILES, against RDKit in Python on the same cores.
