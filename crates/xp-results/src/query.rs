@@ -101,8 +101,20 @@ impl std::str::FromStr for Filter {
         if path.is_empty() || path.split('.').any(str::is_empty) {
             return Err(bad("the key path is empty or has an empty part"));
         }
+        // `a => 1`, `a >> 1`, `a = = 1`: a typo, which would otherwise match nothing, silently.
+        let operator_char = |c: char| matches!(c, '=' | '!' | '<' | '>');
+        if path.contains(operator_char) || path.contains(char::is_whitespace) {
+            return Err(bad(
+                "the key path has a space or an operator character in it; write one operator: == != < <= > >=",
+            ));
+        }
         if raw.is_empty() {
             return Err(bad("the value is missing"));
+        }
+        if raw.starts_with(operator_char) {
+            return Err(bad(
+                "the value starts with an operator character; write one operator: == != < <= > >= (quote a string value that starts with one: \"=x\")",
+            ));
         }
         // JSON literal (3e-4, "vae", true), or a bare word taken as a string (vae).
         let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));

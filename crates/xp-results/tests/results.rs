@@ -216,6 +216,16 @@ fn bad_filters_and_patterns_are_clear_errors() {
         ("== vae", "key path is empty"),
         ("model..x == 1", "empty part"),
         ("model.model_type ==", "value is missing"),
+        ("model.hidden_dim >> 32", "value starts with an operator"),
+        ("model.hidden_dim == = 32", "value starts with an operator"),
+        (
+            "model.hidden_dim => 32",
+            "key path has a space or an operator",
+        ),
+        (
+            "model.hidden dim == 32",
+            "key path has a space or an operator",
+        ),
     ] {
         let err = q.clone().filter(expr).unwrap_err().to_string();
         assert!(err.contains(needle) && err.contains(expr), "{expr}: {err}");
