@@ -101,11 +101,12 @@ impl std::str::FromStr for Filter {
         if path.is_empty() || path.split('.').any(str::is_empty) {
             return Err(bad("the key path is empty or has an empty part"));
         }
-        // `a => 1`, `a >> 1`, `a = = 1`: a typo, which would otherwise match nothing, silently.
+        // `a => 1`, `a >> 1`, `a == = 1`: a typo, which would otherwise match nothing, silently.
+        // (A space may be part of a key the seed's tracker logged: `learning rate`.)
         let operator_char = |c: char| matches!(c, '=' | '!' | '<' | '>');
-        if path.contains(operator_char) || path.contains(char::is_whitespace) {
+        if path.contains(operator_char) {
             return Err(bad(
-                "the key path has a space or an operator character in it; write one operator: == != < <= > >=",
+                "the key path has an operator character in it; write one operator: == != < <= > >=",
             ));
         }
         if raw.is_empty() {
