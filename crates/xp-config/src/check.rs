@@ -308,8 +308,14 @@ impl Checker<'_> {
 fn range_message(node: Option<&Value>, actual: Option<&Value>) -> Option<String> {
     let (node, actual) = (node?, actual?);
     if let Value::String(s) = actual {
-        let min = node.get("minLength").and_then(Value::as_u64)?;
-        return (s.chars().count() < min as usize).then(|| "must not be empty".to_owned());
+        let bound = |key| node.get(key).and_then(Value::as_u64).map(|b| b as usize);
+        if bound("minLength").is_some_and(|min| s.chars().count() < min) {
+            return Some("must not be empty".to_owned());
+        }
+        // garde measures in bytes.
+        return bound("maxLength")
+            .filter(|&max| s.len() > max)
+            .map(|max| format!("must be at most {max} bytes long, got {}", s.len()));
     }
     let v = actual.as_f64()?;
     let lo = node.get("minimum");

@@ -17,9 +17,10 @@ pub const TOML_INT_MAX: u64 = i64::MAX as u64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
-    /// Name of the experiment; the run directory is named after it.
-    #[garde(length(min = 1))]
-    #[schemars(example = &"moses_charrnn")]
+    /// Name of the experiment; the run directory is named after it, so at most 200 bytes, no `/`
+    /// or `\`, no control characters, and no leading `.` (which would hide it).
+    #[garde(length(min = 1, max = 200), custom(run_name))]
+    #[schemars(example = &"moses_charrnn", regex(pattern = r"^[^./\\\u0000-\u001f][^/\\\u0000-\u001f]*$"))]
     pub name: String,
     /// Seed for every random number generator of the run (weights, shuffling, sampling).
     #[serde(default = "defaults::seed")]
@@ -236,6 +237,22 @@ pub struct DataConfig {
 
 /// The keys checked by `existing_file`.
 pub(crate) const DATA_FILE_KEYS: [&str; 3] = ["data.train_path", "data.val_path", "data.test_path"];
+
+/// A name that can be the start of a directory name as it is.
+fn run_name(name: &str, _: &()) -> garde::Result {
+    let problem = if name.starts_with('.') {
+        "must not start with `.`"
+    } else if name.contains(['/', '\\']) {
+        "must not contain `/` or `\\`"
+    } else if name.contains(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(garde::Error::new(format!(
+        "{problem}: it names the run directory; got {name:?}"
+    )))
+}
 
 fn existing_file(path: &PathBuf, _: &()) -> garde::Result {
     if path.as_os_str().is_empty() {

@@ -170,9 +170,11 @@ fn range_text(node: &Value) -> String {
         (Some(lo), Some(hi)) => format!("{lo} ..= {hi}"),
         (Some(lo), None) => format!(">= {lo}"),
         (None, Some(hi)) => format!("<= {hi}"),
-        (None, None) => match node.get("minLength") {
-            Some(n) => format!("length >= {n}"),
-            None => String::new(),
+        (None, None) => match (node.get("minLength"), node.get("maxLength")) {
+            (Some(lo), Some(hi)) => format!("length {lo} ..= {hi} bytes"),
+            (Some(lo), None) => format!("length >= {lo}"),
+            (None, Some(hi)) => format!("length <= {hi} bytes"),
+            (None, None) => String::new(),
         },
     }
 }

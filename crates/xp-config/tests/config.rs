@@ -89,6 +89,29 @@ fn relative_paths_resolve_against_the_config_folder_not_the_working_directory() 
 }
 
 #[test]
+fn a_name_that_cannot_name_a_run_directory_is_refused() {
+    let long = "x".repeat(201);
+    for (name, problem) in [
+        ("../elsewhere", "must not start with `.`"),
+        (".hidden", "must not start with `.`"),
+        ("a/b", "must not contain `/` or `\\`"),
+        ("a\\b", "must not contain `/` or `\\`"),
+        ("a\tb", "must not contain control characters"),
+        (long.as_str(), "must be at most 200 bytes long, got 201"),
+    ] {
+        let set = format!("name={}", serde_json::to_string(name).unwrap());
+        let err = create_config(None, &[set.as_str()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("name: {problem}")), "{name:?}: {err}");
+    }
+    for fine in ["moses charrnn", "ÉTUDE-1", "a.b", "x".repeat(200).as_str()] {
+        let set = format!("name={}", serde_json::to_string(fine).unwrap());
+        create_config(None, &[set.as_str()]).unwrap();
+    }
+}
+
+#[test]
 fn every_problem_is_reported_at_once_with_its_line() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad/16_mixed_problems.toml");
     let err = ExperimentConfig::load(&path).unwrap_err();

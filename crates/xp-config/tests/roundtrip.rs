@@ -25,7 +25,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn load_of_save_is_identity(
-        name in "[a-zA-Z0-9 _\\-\"'\\\\é#=]{1,20}",
+        name in "[a-zA-Z0-9 _\\-\"'é#=]{1,20}",
+        output_dir in "[a-zA-Z0-9 _\\-\"'\\\\é#=/.]{1,20}",
         seed in 0..=xp_config::TOML_INT_MAX,
         device in device(),
         model_type in model_type(),
@@ -40,6 +41,7 @@ proptest! {
     ) {
         let mut c = create_config(None, &[] as &[&str]).unwrap();
         c.name = name;
+        c.output_dir = output_dir;
         c.seed = seed;
         c.device = device;
         c.model.model_type = model_type;
