@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use toml_edit::{Item, TableLike};
 
 use crate::convert::describe;
-use crate::model::DATA_FILE_KEYS;
+use crate::model::{DATA_FILE_KEYS, RUN_NAME_KEY};
 use crate::schema::{self, enum_values, is_required, properties, type_name, types};
 use crate::{ExperimentConfig, Location, Violation};
 
@@ -293,7 +293,11 @@ impl Checker<'_> {
         };
         for (path, error) in report.iter() {
             let path = path.to_string();
-            if !self.origin.data_files && DATA_FILE_KEYS.contains(&path.as_str()) {
+            // A saved config's run exists: its data may have moved, and its directory was named
+            // (perhaps before today's rules for `name`), so neither is checked again.
+            if !self.origin.data_files
+                && (DATA_FILE_KEYS.contains(&path.as_str()) || path == RUN_NAME_KEY)
+            {
                 continue;
             }
             let node = schema::node(schema, &path);

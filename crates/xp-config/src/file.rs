@@ -85,8 +85,9 @@ pub fn from_toml_str(
 }
 
 /// [`from_toml_str`] for a config a run saved (a checkpoint's): every rule is checked except
-/// that the data files exist, since they may have moved or be on another machine by now. Enough
-/// to rebuild the run's model and draw from it; training from such a config checks them again.
+/// that the data files exist, since they may have moved or be on another machine by now, and the
+/// rules for `name`, which already names the run's directory. Enough to rebuild the run's model
+/// and draw from it; training from such a config checks them again.
 pub fn from_saved_toml(
     text: &str,
     name: &str,

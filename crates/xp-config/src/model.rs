@@ -238,6 +238,9 @@ pub struct DataConfig {
 /// The keys checked by `existing_file`.
 pub(crate) const DATA_FILE_KEYS: [&str; 3] = ["data.train_path", "data.val_path", "data.test_path"];
 
+/// The key checked by `run_name`.
+pub(crate) const RUN_NAME_KEY: &str = "name";
+
 /// A name that can be the start of a directory name as it is.
 fn run_name(name: &str, _: &()) -> garde::Result {
     let problem = if name.starts_with('.') {

@@ -109,6 +109,15 @@ fn a_name_that_cannot_name_a_run_directory_is_refused() {
         let set = format!("name={}", serde_json::to_string(fine).unwrap());
         create_config(None, &[set.as_str()]).unwrap();
     }
+    // A run made before the rule still reads back, to be sampled or listed.
+    let saved = create_config(None, no_overrides())
+        .unwrap()
+        .to_toml_string()
+        .replace("name = \"moses_charrnn\"", "name = \"exp/variant\"");
+    let config = xp_config::from_saved_toml(&saved, "config.toml", &root()).unwrap();
+    assert_eq!(config.name, "exp/variant");
+    let err = xp_config::from_toml_str(&saved, "config.toml", &root()).unwrap_err();
+    assert!(err.to_string().contains("must not contain `/`"), "{err}");
 }
 
 #[test]
