@@ -46,9 +46,9 @@ pub fn run(
                     xp_log::CONFIG_FILE
                 );
             }
-            let mut config = ExperimentConfig::load(&path)?;
-            config.apply_overrides(&overrides)?;
-            config
+            // Loaded with the overrides, so a --set can mend a key the saved file no longer
+            // passes (a run named before the rules for `name`).
+            create_config(Some(&path), &overrides)?
         }
         None => create_config(config.as_deref(), &overrides)?,
     };

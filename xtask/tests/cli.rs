@@ -141,6 +141,35 @@ fn resuming_an_output_folder_names_its_newest_run() {
 }
 
 #[test]
+fn a_resumed_run_s_saved_config_can_be_mended_with_set() {
+    // A run named before `name` had its rules: its config.toml no longer loads as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("old_20261101_120000");
+    std::fs::create_dir(&run).unwrap();
+    let config = std::fs::read_to_string(root().join("fixtures/configs/default.toml")).unwrap();
+    let data = root().join("fixtures/data");
+    let config = config
+        .replace("name = \"moses_charrnn\"", "name = \"exp/variant\"")
+        .replace("../data/", &format!("{}/", data.display()));
+    std::fs::write(run.join("config.toml"), config).unwrap();
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["train", "--resume", run.to_str().unwrap()];
+        args.extend(extra);
+        let out = xtask(&args);
+        assert_eq!(out.status.code(), Some(1));
+        text(&out.stderr)
+    };
+    let err = resume(&[]);
+    assert!(
+        err.contains("config.toml:") && err.contains("name: must not contain `/`"),
+        "{err}"
+    );
+    // Mended, the resume gets as far as the run's (missing) checkpoints.
+    let err = resume(&["--set", "name=exp_variant"]);
+    assert!(err.contains("no checkpoints/ folder"), "{err}");
+}
+
+#[test]
 fn config_with_a_missing_file_fails_cleanly() {
     let out = xtask(&["config", "check", "--config", "no/such/config.toml"]);
     assert_eq!(out.status.code(), Some(1));
