@@ -21,6 +21,7 @@ pub enum ChemCommand {
     /// MOSES generation metrics of the SMILES in a file (one per line, or a CSV with a `smiles`
     /// column in any case; gzip-compressed files are decompressed).
     Metrics {
+        /// The generated SMILES to score (from `cargo xtask sample -o`, for one).
         #[arg(long)]
         generated: PathBuf,
         /// Training set, for novelty.

@@ -68,6 +68,10 @@ impl fmt::Display for Violation {
         if let Some(location) = &self.location {
             write!(f, "{location}: ")?;
         }
+        if self.path.is_empty() {
+            // Nothing to name, as in an override with no key.
+            return f.write_str(&self.message);
+        }
         write!(f, "{}: {}", self.path, self.message)
     }
 }

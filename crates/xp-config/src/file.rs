@@ -216,6 +216,20 @@ fn parse_override(text: &str) -> Result<(String, toml_edit::Value), Violation> {
         ));
     };
     let (path, raw) = (path.trim(), raw.trim());
+    if path.is_empty() {
+        return Err(fail(
+            path,
+            "no key before `=`; an override must look like `key.path=value`".to_owned(),
+        ));
+    }
+    if path.split('.').any(|part| part.trim().is_empty()) {
+        return Err(fail(
+            path,
+            "a key path with an empty part; write the keys joined by single dots, as \
+             `training.epochs`"
+                .to_owned(),
+        ));
+    }
     let schema = schema::json_schema();
     let node = match schema::node(&schema, path) {
         Some(node) if schema::properties(node).is_none() => node,

@@ -235,6 +235,9 @@ fn bad_overrides_name_the_key_and_the_override() {
         &[
             "training.epochs=ten",
             "trainig.epochs=1",
+            "=3",
+            "training..epochs=3",
+            ".seed=3",
             "training.batch_size=0",
         ],
     )
@@ -245,6 +248,11 @@ fn bad_overrides_name_the_key_and_the_override() {
         [
             "override `training.epochs=ten`: training.epochs: expected integer, got `ten`",
             "override `trainig.epochs=1`: trainig.epochs: unknown key `trainig`; did you mean `training`?",
+            "override `=3`: no key before `=`; an override must look like `key.path=value`",
+            "override `training..epochs=3`: training..epochs: a key path with an empty part; \
+             write the keys joined by single dots, as `training.epochs`",
+            "override `.seed=3`: .seed: a key path with an empty part; write the keys joined by \
+             single dots, as `training.epochs`",
             "override `training.batch_size=0`: training.batch_size: must be at least 1, got 0",
         ]
     );
