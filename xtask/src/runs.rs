@@ -37,7 +37,8 @@ enum State {
     Finished,
     /// Early stopping ended it; its result is in the log.
     StoppedEarly,
-    /// Stopped (Ctrl-C, a crash, a kill) after a checkpoint: `--resume` goes on from it.
+    /// Stopped (Ctrl-C, a crash, a kill) after a checkpoint: `--resume` goes on from it. Also a
+    /// run stopped after its last epoch but before its result was logged: `--resume` finishes it.
     Resumable,
     /// Stopped before its first checkpoint: nothing to resume.
     NoCheckpoint,
@@ -49,25 +50,27 @@ enum State {
 impl State {
     /// From whether a writer holds the checkpoints, whether a checkpoint newer than the last
     /// usable one fails verification, the last usable checkpoint's epoch, the epochs configured
-    /// and, when the results log holds the run, the epochs its record configured.
+    /// and whether the results log holds the record of that checkpoint's final evaluation
+    /// ([`xp_train::is_final_record`]).
     fn of(
         in_use: bool,
         damaged: bool,
         last_epoch: Option<u64>,
         epochs: u64,
-        logged: Option<Option<u64>>,
+        final_logged: bool,
     ) -> Self {
         let done = last_epoch.is_some_and(|e| e >= epochs);
         if in_use {
             State::Training
         } else if damaged {
             State::Damaged
-        } else if logged.is_some() && done {
+        } else if final_logged && done {
             State::Finished
-        } else if logged == Some(Some(epochs)) {
-            // Not a result logged before a resume that raised training.epochs: the run's end.
+        } else if final_logged {
             State::StoppedEarly
         } else if last_epoch.is_some() {
+            // Stopped mid-training, or after its last epoch but before its result was logged:
+            // `--resume` goes on, or finishes it.
             State::Resumable
         } else {
             State::NoCheckpoint
@@ -216,18 +219,13 @@ fn read_runs(dir: &Path, only: Option<&std::ffi::OsStr>) -> anyhow::Result<Vec<R
                 continue;
             }
         };
-        let name = run_dir.file_name();
-        let result = results.iter().rev().find(|entry| {
-            entry
-                .record
-                .artifacts
-                .get("run_dir")
-                .is_some_and(|logged| Path::new(logged).file_name() == name)
-        });
         let epochs = config.training.epochs;
-        let logged_epochs = result
-            .and_then(|r| r.record.config_value("training.epochs"))
-            .and_then(serde_json::Value::as_u64);
+        let result = last_epoch.and_then(|last| {
+            results
+                .iter()
+                .rev()
+                .find(|entry| xp_train::is_final_record(&entry.record, &run_dir, last, epochs))
+        });
         let state = State::of(
             CheckpointManager::in_use(&checkpoints),
             listed
@@ -235,7 +233,7 @@ fn read_runs(dir: &Path, only: Option<&std::ffi::OsStr>) -> anyhow::Result<Vec<R
                 .is_some_and(|m| !m.unverified_since_last().is_empty()),
             last_epoch,
             u64::from(epochs),
-            result.map(|_| logged_epochs),
+            result.is_some(),
         );
         runs.push(Run {
             experiment: config.name,
@@ -285,20 +283,19 @@ mod tests {
     #[test]
     fn a_run_state_follows_its_lock_checkpoints_and_result() {
         let cases = [
-            ((true, false, Some(1), 3, None), State::Training),
-            ((true, false, Some(3), 3, Some(Some(3))), State::Training),
-            ((false, false, Some(3), 3, Some(Some(3))), State::Finished),
-            (
-                (false, false, Some(2), 5, Some(Some(5))),
-                State::StoppedEarly,
-            ),
-            // Finished at 3 epochs, resumed for 6, stopped at 4: not done, and resumable.
-            ((false, false, Some(4), 6, Some(Some(3))), State::Resumable),
-            ((false, false, Some(1), 3, None), State::Resumable),
-            ((false, false, None, 3, None), State::NoCheckpoint),
+            ((true, false, Some(1), 3, false), State::Training),
+            ((true, false, Some(3), 3, true), State::Training),
+            ((false, false, Some(3), 3, true), State::Finished),
+            ((false, false, Some(2), 5, true), State::StoppedEarly),
+            // Finished at 3 epochs, resumed for 6, stopped at 4: resumable.
+            ((false, false, Some(4), 6, false), State::Resumable),
+            ((false, false, Some(1), 3, false), State::Resumable),
+            // Every epoch ran, but the process stopped before the result was logged.
+            ((false, false, Some(3), 3, false), State::Resumable),
+            ((false, false, None, 3, false), State::NoCheckpoint),
             // The last checkpoint broke: neither finished nor resumable as it stands.
-            ((false, true, Some(2), 3, Some(Some(3))), State::Damaged),
-            ((false, true, None, 3, None), State::Damaged),
+            ((false, true, Some(2), 3, true), State::Damaged),
+            ((false, true, None, 3, false), State::Damaged),
         ];
         for ((in_use, damaged, last, epochs, logged), state) in cases {
             assert_eq!(

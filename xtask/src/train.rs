@@ -56,9 +56,30 @@ pub fn run(
         resume,
         ..train_options()?
     };
-    let outcome = xp_train::train(&config, &options)?;
+    let outcome = xp_train::train(&config, &options).map_err(|err| match resume_hint(&err) {
+        Some(hint) => anyhow::anyhow!("{err}\n{hint}"),
+        None => err.into(),
+    })?;
     print_summary(&outcome, &config);
     Ok(())
+}
+
+/// For a run that failed after its directory was made and saved a checkpoint: how to go on.
+fn resume_hint(err: &xp_train::TrainError) -> Option<String> {
+    let run_dir = err.run_dir()?;
+    let checkpoints = run_dir.join(xp_train::CHECKPOINTS_DIR);
+    let manager = xp_ckpt::CheckpointManager::open_read_only(
+        &checkpoints,
+        xp_train::RANK_METRIC,
+        xp_ckpt::Mode::Min,
+    )
+    .ok()?;
+    let last = manager.last()?;
+    Some(format!(
+        "its checkpoints are kept (the last: epoch {}); once the cause is fixed, go on with: cargo xtask train --resume {}",
+        last.epoch,
+        shown(run_dir)
+    ))
 }
 
 /// Options for a new run: progress shown, Ctrl-C handled (once per process), and the test hook
@@ -156,6 +177,9 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
             }
             Err(err) => {
                 eprintln!("[sweep {}/{n}] failed: {err:#}", i + 1);
+                if let Some(hint) = resume_hint(&err) {
+                    eprintln!("[sweep {}/{n}] {hint}", i + 1);
+                }
                 done.push(None);
             }
         }
@@ -273,10 +297,12 @@ fn print_summary(outcome: &TrainOutcome, config: &ExperimentConfig) {
     if let Some(results) = &outcome.results_file {
         println!("  results log      {}", shown(results));
     }
-    println!(
-        "  throughput       {:.0} tokens/s",
-        outcome.timing.tokens_per_second()
-    );
+    if outcome.timing.steps > 0 {
+        println!(
+            "  throughput       {:.0} tokens/s",
+            outcome.timing.tokens_per_second()
+        );
+    }
     if outcome.finish == Finish::Interrupted {
         println!(
             "\ngo on with: cargo xtask train --resume {}",

@@ -313,6 +313,44 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
     sample_the_finished_run(dir.path(), &run_dir);
 }
 
+#[test]
+fn a_run_that_fails_after_a_checkpoint_says_how_to_go_on_and_a_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where the results log belongs: the run trains, saves, then fails at its record.
+    let log = dir.path().join("results/results.jsonl");
+    std::fs::create_dir_all(&log).unwrap();
+    let mut args = vec!["train".to_owned()];
+    args.extend(tiny_train_args(dir.path()));
+    args.extend(["--set".to_owned(), "training.epochs=1".to_owned()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = xtask_in(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let hint = "its checkpoints are kept (the last: epoch 1); once the cause is fixed, go on \
+                with: cargo xtask train --resume results/";
+    assert!(stderr.contains(hint), "{stderr}");
+    let run_dir = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("checkpoints").is_dir())
+        .expect("the run directory");
+    std::fs::remove_dir(&log).unwrap();
+    assert_eq!(run_state(dir.path(), &run_dir), ("resumable".to_owned(), 1));
+    let out = xtask_in(
+        dir.path(),
+        &["train", "--resume", run_dir.to_str().unwrap()],
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("finishing "), "{stderr}");
+    assert!(stdout.contains("finished after 1 epoch,"), "{stdout}");
+    assert!(
+        !stdout.contains("throughput"),
+        "nothing was trained: {stdout}"
+    );
+    assert_eq!(run_state(dir.path(), &run_dir), ("finished".to_owned(), 1));
+}
+
 /// `xtask runs --format json` on `dir/results`: the state and saved epochs of `run_dir`.
 fn run_state(dir: &Path, run_dir: &Path) -> (String, u64) {
     let out = xtask_in(dir, &["runs", "--format", "json"]);

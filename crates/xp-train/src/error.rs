@@ -27,4 +27,21 @@ pub enum TrainError {
     Diverged { step: u64, value: f64 },
     #[error("{0}")]
     Other(String),
+    /// A run that failed after its run directory was made: what is there stays (its
+    /// checkpoints, logs), and `--resume` goes on from its last checkpoint.
+    #[error("{}: {error}", run_dir.display())]
+    InRun {
+        run_dir: PathBuf,
+        error: Box<TrainError>,
+    },
+}
+
+impl TrainError {
+    /// The run directory of a run that failed after it was made.
+    pub fn run_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            TrainError::InRun { run_dir, .. } => Some(run_dir),
+            _ => None,
+        }
+    }
 }

@@ -32,8 +32,9 @@ pub use rng::{
 };
 pub use sample::sample;
 pub use train::{
-    CHECKPOINTS_DIR, Finish, MODEL_FILE, OPTIMIZER_FILE, RANK_METRIC, STATE_FILE, Timing,
-    TrainOptions, TrainOutcome, clip_global_norm, kl_weight, learning_rate,
+    CHECKPOINTS_DIR, EPOCHS_TRAINED_METRIC, Finish, MODEL_FILE, OPTIMIZER_FILE, RANK_METRIC,
+    STATE_FILE, Timing, TrainOptions, TrainOutcome, clip_global_norm, is_final_record, kl_weight,
+    learning_rate,
 };
 
 /// [`train`] on an explicitly chosen backend and device.

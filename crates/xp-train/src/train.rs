@@ -45,6 +45,58 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 pub const CPU_SLICE: usize = 32;
 /// The metric checkpoints are ranked by.
 pub const RANK_METRIC: &str = "val_loss";
+/// The metric of a run's result record that counts the epochs it trained (fewer than configured
+/// when it stopped early): it ties the record to the checkpoint it evaluated.
+pub const EPOCHS_TRAINED_METRIC: &str = "epochs_trained";
+
+/// Whether `record` is the final evaluation of the run in `run_dir` as its newest checkpoint
+/// stands (`last_epoch` epochs trained, `epochs` configured). A run whose epochs are done but
+/// that has no such record stopped before its result was logged: `--resume` finishes it.
+/// Records from before [`EPOCHS_TRAINED_METRIC`] are matched by their configured epochs.
+pub fn is_final_record(
+    record: &xp_results::ResultRecord,
+    run_dir: &Path,
+    last_epoch: u64,
+    epochs: u32,
+) -> bool {
+    let names_run = record
+        .artifacts
+        .get("run_dir")
+        .is_some_and(|logged| Path::new(logged).file_name() == run_dir.file_name());
+    names_run
+        && match record.metrics.get(EPOCHS_TRAINED_METRIC) {
+            Some(&trained) => trained == last_epoch as f64,
+            None => {
+                record
+                    .config_value("training.epochs")
+                    .and_then(serde_json::Value::as_u64)
+                    == Some(u64::from(epochs))
+            }
+        }
+}
+
+/// The output folder holding `run_dir`, whose results log has the run's record: found from the
+/// run directory itself, so a run resumed from another working directory logs beside the others.
+fn output_folder(run_dir: &Path) -> PathBuf {
+    let run_dir = run_dir
+        .canonicalize()
+        .unwrap_or_else(|_| run_dir.to_path_buf());
+    run_dir
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Whether the results log beside `run_dir` has its final record (see [`is_final_record`]).
+fn final_record_logged(run_dir: &Path, last_epoch: u64, epochs: u32) -> Result<bool, TrainError> {
+    match ResultsTracker::open(output_folder(run_dir)).query().all() {
+        Ok(found) => Ok(found
+            .value
+            .iter()
+            .any(|entry| is_final_record(&entry.record, run_dir, last_epoch, epochs))),
+        Err(xp_results::ResultsError::NoLog { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// How to run, beyond the config.
 #[derive(Debug, Clone, Default)]
@@ -674,22 +726,33 @@ where
                     ),
                 });
             }
-            if state.early_stopped {
-                return Err(TrainError::Resume {
-                    path: run_dir.clone(),
-                    problem: format!(
-                        "training stopped early after {} epochs (no better validation loss for {} epochs); raise training.patience with --set to go on",
-                        state.epoch, state.epochs_without_improvement
-                    ),
-                });
+            let mut state = state;
+            // A run stopped early goes on when --set raised its patience above its count.
+            if state.early_stopped
+                && state.epoch < t.epochs as u64
+                && t.patience > state.epochs_without_improvement
+            {
+                state.early_stopped = false;
             }
-            if state.epoch >= t.epochs as u64 {
+            let trained_out = state.early_stopped || state.epoch >= t.epochs as u64;
+            // A run whose epochs are done is finished here (its final evaluation and record)
+            // unless the results log already has them: the process may have stopped in between.
+            if trained_out && final_record_logged(run_dir, state.epoch, t.epochs)? {
                 return Err(TrainError::Resume {
                     path: run_dir.clone(),
-                    problem: format!(
-                        "all {} epochs are done; raise training.epochs with --set to train longer",
-                        state.epoch
-                    ),
+                    problem: if state.early_stopped {
+                        format!(
+                            "training stopped early after {} epochs (no better validation loss for {} epochs); raise training.patience above {} with --set to go on",
+                            state.epoch,
+                            state.epochs_without_improvement,
+                            state.epochs_without_improvement
+                        )
+                    } else {
+                        format!(
+                            "all {} epochs are done and its result is logged; raise training.epochs with --set to train longer",
+                            state.epoch
+                        )
+                    },
                 });
             }
             Some((run_dir.clone(), manager, last, state, path))
@@ -767,17 +830,22 @@ where
             optim = optim.load_record(record);
             let logger =
                 ExperimentLogger::resume(&run_dir, state.global_step as i64, &config_toml)?;
-            say(
-                &bar,
-                options.progress,
+            let line = if state.early_stopped || state.epoch >= t.epochs as u64 {
+                format!(
+                    "finishing {}: its {} epochs are done, but its result was never logged; evaluating its best checkpoint",
+                    run_dir.display(),
+                    state.epoch
+                )
+            } else {
                 format!(
                     "resuming {} at epoch {}, step {} (from {})",
                     run_dir.display(),
                     state.epoch + 1,
                     state.global_step,
                     path.display()
-                ),
-            );
+                )
+            };
+            say(&bar, options.progress, line);
             for warning in manager.warnings() {
                 say(&bar, options.progress, format!("warning: {warning}"));
             }
@@ -809,383 +877,404 @@ where
         }
     };
 
-    let mut timing = Timing::default();
-    let train_canonical: HashSet<String> = {
-        let refs: Vec<&str> = data.train_smiles.iter().map(String::as_str).collect();
-        pool(config.data.num_workers.max(1) as usize)?.install(|| xp_chem::canonical_set(&refs))
-    };
-    // A VAE's reconstruction accuracy, on as many validation molecules as are sampled.
-    let reconstruct_val = |model: &M::InnerModule| {
-        reconstruction_rate::<B::InnerBackend, _>(
-            model,
-            &data.val,
-            &data.val_graphs,
-            t.sample_size as usize,
-            t.batch_size as usize,
-            config.data.max_length as usize,
-            &device,
-        )
-    };
-    let total_steps = steps_per_epoch * t.epochs as u64;
-    bar.set_length(total_steps);
-    bar.set_position(state.global_step);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    say(
-        &bar,
-        options.progress,
-        format!(
-            "training {} ({}) on {device_name}: {} molecules, {} steps per epoch; logs in {}",
-            config.name,
-            config.model.model_type,
-            data.train.len(),
-            steps_per_epoch,
-            run_dir.display()
-        ),
-    );
-
-    let save = |manager: &mut CheckpointManager,
-                model: &M,
-                optim_record: Vec<u8>,
-                state: &TrainState,
-                metrics: &[(&str, f64)]|
-     -> Result<PathBuf, TrainError> {
-        let mut ckpt = Checkpoint::new(state.epoch, state.global_step)
-            .with_payload(MODEL_FILE, model_bytes(model)?)
-            .with_payload(OPTIMIZER_FILE, optim_record)
-            .with_payload(
-                STATE_FILE,
-                serde_json::to_vec_pretty(state).expect("state serialises"),
-            )
-            .with_config(&config_toml);
-        for (name, value) in metrics {
-            ckpt = ckpt.with_metric(name, *value);
-        }
-        let saved = manager.save(&ckpt)?;
-        for warning in saved.warnings.iter().filter(|w| !w.contains("is NaN")) {
-            say(&bar, options.progress, format!("warning: {warning}"));
-        }
-        Ok(saved.path)
-    };
-
-    let mut finish = Finish::Completed;
-    let mut last_checkpoint = None;
-    'epochs: while state.epoch < t.epochs as u64 {
-        let epoch = state.epoch;
-        bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
-        let order = epoch_order(seed, epoch, data.train.len());
-        let epoch_started = Instant::now();
-        let (mut epoch_loss, mut epoch_batches, mut epoch_tokens) = (0.0, 0u64, 0u64);
-        let batches: Vec<&[usize]> = order.chunks(t.batch_size as usize).collect();
-        for (b, indices) in batches
-            .iter()
-            .enumerate()
-            .skip(state.batch_in_epoch as usize)
-        {
-            if options.stop_at_step == Some(state.global_step) {
-                options.stop.store(true, Ordering::SeqCst);
-            }
-            if options.stop.load(Ordering::SeqCst) {
-                state.batch_in_epoch = b as u64;
-                let started = Instant::now();
-                // At an epoch's start the checkpoint of the epoch before holds this very state.
-                let saved = manager
-                    .last()
-                    .filter(|e| e.epoch == state.epoch && e.global_step == state.global_step)
-                    .map(|e| manager.path(e));
-                let path = match saved {
-                    Some(path) => path,
-                    None => save(
-                        &mut manager,
-                        &model,
-                        optimizer_bytes(&optim)?,
-                        &state,
-                        &[(RANK_METRIC, f64::NAN)],
-                    )?,
-                };
-                timing.checkpointing += started.elapsed();
-                say(
-                    &bar,
-                    options.progress,
-                    format!(
-                        "stopped at step {} (epoch {}, batch {b}); saved {}; go on with --resume {}",
-                        state.global_step,
-                        epoch + 1,
-                        path.display(),
-                        run_dir.display()
-                    ),
-                );
-                last_checkpoint = Some(path);
-                finish = Finish::Interrupted;
-                break 'epochs;
-            }
-            let step = state.global_step;
-            let started = Instant::now();
-            let beta = kl_weight(config.model.kl_weight, config.model.kl_anneal_steps, step);
-            let pass = forward_backward::<B, M>(
-                &model,
-                &data,
-                indices,
-                slices,
-                beta,
-                Rng::derive(seed, Stream::Step, step),
-                &device,
-            );
-            let loss_value = pass.loss;
-            if !loss_value.is_finite() {
-                return Err(TrainError::Diverged {
-                    step,
-                    value: loss_value,
-                });
-            }
-            let mut grads = pass.grads;
-            let (after_batch, after_forward) = (pass.batched, pass.forward_done);
-            let after_backward = Instant::now();
-            let grad_norm = clip_global_norm::<B, M>(&model, &mut grads, t.gradient_clip);
-            let lr = learning_rate(t.learning_rate, t.warmup_steps, step);
-            model = optim.step(lr, model, grads);
-            let after_optim = Instant::now();
-            timing.batching += after_batch - started;
-            timing.forward += after_forward - after_batch;
-            timing.backward += after_backward - after_forward;
-            timing.optimizer += after_optim - after_backward;
-            timing.steps += 1;
-            timing.tokens += pass.tokens as u64;
-
-            logger.set_step(step as i64);
-            let mut scalars = vec![
-                ("train/loss", loss_value),
-                ("train/learning_rate", lr),
-                ("train/grad_norm", grad_norm),
-            ];
-            if let Some(kl) = pass.kl {
-                scalars.push(("train/kl", kl));
-                scalars.push(("train/kl_weight", beta));
-            }
-            logger.log_scalars(&scalars)?;
-            state.global_step += 1;
-            epoch_loss += loss_value;
-            epoch_batches += 1;
-            epoch_tokens += pass.tokens as u64;
-            bar.inc(1);
-            bar.set_message(format!(
-                "loss {loss_value:.3} {:.0} tok/s",
-                epoch_tokens as f64 / epoch_started.elapsed().as_secs_f64()
-            ));
-            timing.logging += after_optim.elapsed();
-        }
-        let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let train_loss = epoch_loss / epoch_batches.max(1) as f64;
-
-        // Validation, samples, checkpoint.
-        let started = Instant::now();
-        let valid = model.valid();
-        let beta = kl_weight(
-            config.model.kl_weight,
-            config.model.kl_anneal_steps,
-            state.global_step,
-        );
-        let val_seed = Rng::derive(seed, Stream::Validation, epoch);
-        let (val_loss, val_kl) = with_backend_seed::<B::InnerBackend, _>(&device, val_seed, || {
-            evaluate::<B::InnerBackend, _>(
-                &valid,
+    // From here on the run directory exists: an error names it, so the caller can say how to go
+    // on (`--resume` continues from the last checkpoint, or finishes a run whose epochs are done).
+    let failed_run = run_dir.clone();
+    let result = (|| -> Result<TrainOutcome, TrainError> {
+        let mut timing = Timing::default();
+        let train_canonical: HashSet<String> = {
+            let refs: Vec<&str> = data.train_smiles.iter().map(String::as_str).collect();
+            pool(config.data.num_workers.max(1) as usize)?.install(|| xp_chem::canonical_set(&refs))
+        };
+        // A VAE's reconstruction accuracy, on as many validation molecules as are sampled.
+        let reconstruct_val = |model: &M::InnerModule| {
+            reconstruction_rate::<B::InnerBackend, _>(
+                model,
                 &data.val,
                 &data.val_graphs,
+                t.sample_size as usize,
                 t.batch_size as usize,
-                beta,
+                config.data.max_length as usize,
                 &device,
             )
-        });
-        let reconstruction = reconstruct_val(&valid);
-        timing.validation += started.elapsed();
-
-        let started = Instant::now();
-        let sampled = draw_samples(&valid, &data.vocab, config, epoch, &device);
-        let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
-        let scores = xp_chem::quick_metrics(&refs, Some(&train_canonical));
-        timing.sampling += started.elapsed();
-
-        let started = Instant::now();
-        // The epoch's summaries carry the step of its last update, so that everything logged at a
-        // step before a checkpoint's `global_step` belongs to that checkpoint: a run resumed from
-        // it drops the rest (see ExperimentLogger::resume). An epoch runs at least one batch.
-        let step = state.global_step as i64 - 1;
-        logger.set_step(step);
-        let mut scalars = vec![
-            ("val/loss", val_loss),
-            ("train/epoch_loss", train_loss),
-            (
-                "perf/tokens_per_second",
-                epoch_tokens as f64 / train_seconds.max(1e-9),
-            ),
-            ("samples/validity", scores.validity),
-        ];
-        if let Some(kl) = val_kl {
-            scalars.push(("val/kl", kl));
-        }
-        if let Some(r) = reconstruction {
-            scalars.push(("val/reconstruction", r));
-        }
-        if let Some(u) = scores.unique_at_1k {
-            scalars.push(("samples/uniqueness", u));
-        }
-        if let Some(n) = scores.novelty {
-            scalars.push(("samples/novelty", n));
-        }
-        let invalid_tags: Vec<(String, f64)> = invalid_shares(&scores)
-            .map(|(key, share)| (format!("samples/invalid/{key}"), share))
-            .collect();
-        scalars.extend(invalid_tags.iter().map(|(tag, v)| (tag.as_str(), *v)));
-        logger.log_scalars(&scalars)?;
-        log_weights(&mut logger, &valid)?;
-        log_samples(&mut logger, &sampled)?;
-        logger.flush()?;
-        timing.logging += started.elapsed();
-
-        let improved = state.best_val_loss.is_none_or(|best| val_loss < best);
-        if improved {
-            state.best_val_loss = Some(val_loss);
-            state.epochs_without_improvement = 0;
-        } else {
-            state.epochs_without_improvement += 1;
-        }
-        state.epoch += 1;
-        state.batch_in_epoch = 0;
-        if state.epochs_without_improvement >= t.patience {
-            state.early_stopped = true;
-        }
-        let started = Instant::now();
-        let path = save(
-            &mut manager,
-            &model,
-            optimizer_bytes(&optim)?,
-            &state,
-            &[
-                (RANK_METRIC, val_loss),
-                ("train_loss", train_loss),
-                ("validity", scores.validity),
-            ],
-        )?;
-        last_checkpoint = Some(path);
-        timing.checkpointing += started.elapsed();
+        };
+        let total_steps = steps_per_epoch * t.epochs as u64;
+        bar.set_length(total_steps);
+        bar.set_position(state.global_step);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps {msg} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        // A resumed run whose epochs are done only gets its final evaluation (see above).
+        let finishing = state.early_stopped || state.epoch >= t.epochs as u64;
         say(
             &bar,
-            options.progress,
+            options.progress && !finishing,
             format!(
-                "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, {}validity {:.1}%{}, {:.0} tokens/s{}",
-                epoch + 1,
-                t.epochs,
-                train_loss,
-                reconstruction.map_or(String::new(), |r| format!(
-                    "reconstructed {:.1}%, ",
-                    r * 100.0
-                )),
-                scores.validity * 100.0,
-                // The commonest mistake, as a share of the samples: what to look at next.
-                scores
-                    .invalid
-                    .most_frequent()
-                    .first()
-                    .map_or(String::new(), |(kind, n)| format!(
-                        " (commonest mistake: {}, {:.0}%)",
-                        kind.label(),
-                        100.0 * *n as f64 / scores.count.max(1) as f64
-                    )),
-                epoch_tokens as f64 / train_seconds.max(1e-9),
-                if improved { " (best)" } else { "" }
+                "training {} ({}) on {device_name}: {} molecules, {} steps per epoch; logs in {}",
+                config.name,
+                config.model.model_type,
+                data.train.len(),
+                steps_per_epoch,
+                run_dir.display()
             ),
         );
-        if state.early_stopped {
+
+        let save = |manager: &mut CheckpointManager,
+                    model: &M,
+                    optim_record: Vec<u8>,
+                    state: &TrainState,
+                    metrics: &[(&str, f64)]|
+         -> Result<PathBuf, TrainError> {
+            let mut ckpt = Checkpoint::new(state.epoch, state.global_step)
+                .with_payload(MODEL_FILE, model_bytes(model)?)
+                .with_payload(OPTIMIZER_FILE, optim_record)
+                .with_payload(
+                    STATE_FILE,
+                    serde_json::to_vec_pretty(state).expect("state serialises"),
+                )
+                .with_config(&config_toml);
+            for (name, value) in metrics {
+                ckpt = ckpt.with_metric(name, *value);
+            }
+            let saved = manager.save(&ckpt)?;
+            for warning in saved.warnings.iter().filter(|w| !w.contains("is NaN")) {
+                say(&bar, options.progress, format!("warning: {warning}"));
+            }
+            Ok(saved.path)
+        };
+
+        let mut finish = if state.early_stopped {
+            Finish::EarlyStopped
+        } else {
+            Finish::Completed
+        };
+        let mut last_checkpoint = manager.last().map(|e| manager.path(e));
+        'epochs: while state.epoch < t.epochs as u64 && !state.early_stopped {
+            let epoch = state.epoch;
+            bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
+            let order = epoch_order(seed, epoch, data.train.len());
+            let epoch_started = Instant::now();
+            let (mut epoch_loss, mut epoch_batches, mut epoch_tokens) = (0.0, 0u64, 0u64);
+            let batches: Vec<&[usize]> = order.chunks(t.batch_size as usize).collect();
+            for (b, indices) in batches
+                .iter()
+                .enumerate()
+                .skip(state.batch_in_epoch as usize)
+            {
+                if options.stop_at_step == Some(state.global_step) {
+                    options.stop.store(true, Ordering::SeqCst);
+                }
+                if options.stop.load(Ordering::SeqCst) {
+                    state.batch_in_epoch = b as u64;
+                    let started = Instant::now();
+                    // At an epoch's start the checkpoint of the epoch before holds this very state.
+                    let saved = manager
+                        .last()
+                        .filter(|e| e.epoch == state.epoch && e.global_step == state.global_step)
+                        .map(|e| manager.path(e));
+                    let path = match saved {
+                        Some(path) => path,
+                        None => save(
+                            &mut manager,
+                            &model,
+                            optimizer_bytes(&optim)?,
+                            &state,
+                            &[(RANK_METRIC, f64::NAN)],
+                        )?,
+                    };
+                    timing.checkpointing += started.elapsed();
+                    say(
+                        &bar,
+                        options.progress,
+                        format!(
+                            "stopped at step {} (epoch {}, batch {b}); saved {}; go on with --resume {}",
+                            state.global_step,
+                            epoch + 1,
+                            path.display(),
+                            run_dir.display()
+                        ),
+                    );
+                    last_checkpoint = Some(path);
+                    finish = Finish::Interrupted;
+                    break 'epochs;
+                }
+                let step = state.global_step;
+                let started = Instant::now();
+                let beta = kl_weight(config.model.kl_weight, config.model.kl_anneal_steps, step);
+                let pass = forward_backward::<B, M>(
+                    &model,
+                    &data,
+                    indices,
+                    slices,
+                    beta,
+                    Rng::derive(seed, Stream::Step, step),
+                    &device,
+                );
+                let loss_value = pass.loss;
+                if !loss_value.is_finite() {
+                    return Err(TrainError::Diverged {
+                        step,
+                        value: loss_value,
+                    });
+                }
+                let mut grads = pass.grads;
+                let (after_batch, after_forward) = (pass.batched, pass.forward_done);
+                let after_backward = Instant::now();
+                let grad_norm = clip_global_norm::<B, M>(&model, &mut grads, t.gradient_clip);
+                let lr = learning_rate(t.learning_rate, t.warmup_steps, step);
+                model = optim.step(lr, model, grads);
+                let after_optim = Instant::now();
+                timing.batching += after_batch - started;
+                timing.forward += after_forward - after_batch;
+                timing.backward += after_backward - after_forward;
+                timing.optimizer += after_optim - after_backward;
+                timing.steps += 1;
+                timing.tokens += pass.tokens as u64;
+
+                logger.set_step(step as i64);
+                let mut scalars = vec![
+                    ("train/loss", loss_value),
+                    ("train/learning_rate", lr),
+                    ("train/grad_norm", grad_norm),
+                ];
+                if let Some(kl) = pass.kl {
+                    scalars.push(("train/kl", kl));
+                    scalars.push(("train/kl_weight", beta));
+                }
+                logger.log_scalars(&scalars)?;
+                state.global_step += 1;
+                epoch_loss += loss_value;
+                epoch_batches += 1;
+                epoch_tokens += pass.tokens as u64;
+                bar.inc(1);
+                bar.set_message(format!(
+                    "loss {loss_value:.3} {:.0} tok/s",
+                    epoch_tokens as f64 / epoch_started.elapsed().as_secs_f64()
+                ));
+                timing.logging += after_optim.elapsed();
+            }
+            let train_seconds = epoch_started.elapsed().as_secs_f64();
+            let train_loss = epoch_loss / epoch_batches.max(1) as f64;
+
+            // Validation, samples, checkpoint.
+            let started = Instant::now();
+            let valid = model.valid();
+            let beta = kl_weight(
+                config.model.kl_weight,
+                config.model.kl_anneal_steps,
+                state.global_step,
+            );
+            let val_seed = Rng::derive(seed, Stream::Validation, epoch);
+            let (val_loss, val_kl) =
+                with_backend_seed::<B::InnerBackend, _>(&device, val_seed, || {
+                    evaluate::<B::InnerBackend, _>(
+                        &valid,
+                        &data.val,
+                        &data.val_graphs,
+                        t.batch_size as usize,
+                        beta,
+                        &device,
+                    )
+                });
+            let reconstruction = reconstruct_val(&valid);
+            timing.validation += started.elapsed();
+
+            let started = Instant::now();
+            let sampled = draw_samples(&valid, &data.vocab, config, epoch, &device);
+            let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
+            let scores = xp_chem::quick_metrics(&refs, Some(&train_canonical));
+            timing.sampling += started.elapsed();
+
+            let started = Instant::now();
+            // The epoch's summaries carry the step of its last update, so that everything logged at a
+            // step before a checkpoint's `global_step` belongs to that checkpoint: a run resumed from
+            // it drops the rest (see ExperimentLogger::resume). An epoch runs at least one batch.
+            let step = state.global_step as i64 - 1;
+            logger.set_step(step);
+            let mut scalars = vec![
+                ("val/loss", val_loss),
+                ("train/epoch_loss", train_loss),
+                (
+                    "perf/tokens_per_second",
+                    epoch_tokens as f64 / train_seconds.max(1e-9),
+                ),
+                ("samples/validity", scores.validity),
+            ];
+            if let Some(kl) = val_kl {
+                scalars.push(("val/kl", kl));
+            }
+            if let Some(r) = reconstruction {
+                scalars.push(("val/reconstruction", r));
+            }
+            if let Some(u) = scores.unique_at_1k {
+                scalars.push(("samples/uniqueness", u));
+            }
+            if let Some(n) = scores.novelty {
+                scalars.push(("samples/novelty", n));
+            }
+            let invalid_tags: Vec<(String, f64)> = invalid_shares(&scores)
+                .map(|(key, share)| (format!("samples/invalid/{key}"), share))
+                .collect();
+            scalars.extend(invalid_tags.iter().map(|(tag, v)| (tag.as_str(), *v)));
+            logger.log_scalars(&scalars)?;
+            log_weights(&mut logger, &valid)?;
+            log_samples(&mut logger, &sampled)?;
+            logger.flush()?;
+            timing.logging += started.elapsed();
+
+            let improved = state.best_val_loss.is_none_or(|best| val_loss < best);
+            if improved {
+                state.best_val_loss = Some(val_loss);
+                state.epochs_without_improvement = 0;
+            } else {
+                state.epochs_without_improvement += 1;
+            }
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+            if state.epochs_without_improvement >= t.patience {
+                state.early_stopped = true;
+            }
+            let started = Instant::now();
+            let path = save(
+                &mut manager,
+                &model,
+                optimizer_bytes(&optim)?,
+                &state,
+                &[
+                    (RANK_METRIC, val_loss),
+                    ("train_loss", train_loss),
+                    ("validity", scores.validity),
+                ],
+            )?;
+            last_checkpoint = Some(path);
+            timing.checkpointing += started.elapsed();
             say(
                 &bar,
                 options.progress,
                 format!(
-                    "stopping early: no better validation loss for {} epochs",
-                    t.patience
+                    "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, {}validity {:.1}%{}, {:.0} tokens/s{}",
+                    epoch + 1,
+                    t.epochs,
+                    train_loss,
+                    reconstruction.map_or(String::new(), |r| format!(
+                        "reconstructed {:.1}%, ",
+                        r * 100.0
+                    )),
+                    scores.validity * 100.0,
+                    // The commonest mistake, as a share of the samples: what to look at next.
+                    scores.invalid.most_frequent().first().map_or(
+                        String::new(),
+                        |(kind, n)| format!(
+                            " (commonest mistake: {}, {:.0}%)",
+                            kind.label(),
+                            100.0 * *n as f64 / scores.count.max(1) as f64
+                        )
+                    ),
+                    epoch_tokens as f64 / train_seconds.max(1e-9),
+                    if improved { " (best)" } else { "" }
                 ),
             );
-            finish = Finish::EarlyStopped;
-            break;
+            if state.early_stopped {
+                say(
+                    &bar,
+                    options.progress,
+                    format!(
+                        "stopping early: no better validation loss for {} epochs",
+                        t.patience
+                    ),
+                );
+                finish = Finish::EarlyStopped;
+                break;
+            }
         }
-    }
-    bar.finish_and_clear();
+        bar.finish_and_clear();
 
-    let best_checkpoint = manager.best().map(|e| manager.path(e));
-    let mut outcome = TrainOutcome {
-        run_dir: run_dir.clone(),
-        device: device_name,
-        finish,
-        epochs_completed: state.epoch,
-        global_step: state.global_step,
-        best_val_loss: state.best_val_loss,
-        best_checkpoint: best_checkpoint.clone(),
-        last_checkpoint,
-        metrics: None,
-        results_file: None,
-        data: data.reports.clone(),
-        timing,
-    };
-    if finish == Finish::Interrupted {
+        let best_checkpoint = manager.best().map(|e| manager.path(e));
+        let mut outcome = TrainOutcome {
+            run_dir: run_dir.clone(),
+            device: device_name,
+            finish,
+            epochs_completed: state.epoch,
+            global_step: state.global_step,
+            best_val_loss: state.best_val_loss,
+            best_checkpoint: best_checkpoint.clone(),
+            last_checkpoint,
+            metrics: None,
+            results_file: None,
+            data: data.reports.clone(),
+            timing,
+        };
+        if finish == Finish::Interrupted {
+            logger.close()?;
+            return Ok(outcome);
+        }
+
+        // Final metrics from the best checkpoint, hparams, and the results record.
+        let mut best = model.valid();
+        if let Some(path) = &best_checkpoint {
+            let ckpt = Checkpoint::load(path)?;
+            load_model_bytes(&mut best, payload(&ckpt, MODEL_FILE, path)?, path)?;
+        }
+        let sampled = draw_samples(&best, &data.vocab, config, u64::MAX, &device);
+        let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
+        let reference: Vec<&str> = data.reference.iter().map(String::as_str).collect();
+        let reference = xp_chem::ReferenceSet::new(&reference);
+        let metrics = xp_chem::generation_metrics(&refs, Some(&train_canonical), Some(&reference));
+        let mut metric_pairs = metric_pairs(state.best_val_loss, &metrics);
+        metric_pairs.push((EPOCHS_TRAINED_METRIC.to_owned(), state.epoch as f64));
+        if let Some(r) = reconstruct_val(&best) {
+            metric_pairs.push(("reconstruction".to_owned(), r));
+        }
+        let hparams = flatten_config(config);
+        let metric_refs: Vec<(&str, f64)> =
+            metric_pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        // As torch's add_hparams: the metrics as scalars tagged `hparam/NAME` in the hparams sub-run.
+        let hparam_tags: Vec<(String, f64)> = metric_pairs
+            .iter()
+            .map(|(k, v)| (format!("hparam/{k}"), *v))
+            .collect();
+        let hparam_refs: Vec<(&str, f64)> =
+            hparam_tags.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        logger.log_hparams(&hparams, &hparam_refs)?;
+        let samples_path = run_dir.join("samples.txt");
+        std::fs::write(&samples_path, sampled.join("\n") + "\n").map_err(|e| {
+            TrainError::Other(format!("cannot write {}: {e}", samples_path.display()))
+        })?;
         logger.close()?;
-        return Ok(outcome);
-    }
 
-    // Final metrics from the best checkpoint, hparams, and the results record.
-    let mut best = model.valid();
-    if let Some(path) = &best_checkpoint {
-        let ckpt = Checkpoint::load(path)?;
-        load_model_bytes(&mut best, payload(&ckpt, MODEL_FILE, path)?, path)?;
-    }
-    let sampled = draw_samples(&best, &data.vocab, config, u64::MAX, &device);
-    let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
-    let reference: Vec<&str> = data.reference.iter().map(String::as_str).collect();
-    let reference = xp_chem::ReferenceSet::new(&reference);
-    let metrics = xp_chem::generation_metrics(&refs, Some(&train_canonical), Some(&reference));
-    let mut metric_pairs = metric_pairs(state.best_val_loss, &metrics);
-    if let Some(r) = reconstruct_val(&best) {
-        metric_pairs.push(("reconstruction".to_owned(), r));
-    }
-    let hparams = flatten_config(config);
-    let metric_refs: Vec<(&str, f64)> =
-        metric_pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    // As torch's add_hparams: the metrics as scalars tagged `hparam/NAME` in the hparams sub-run.
-    let hparam_tags: Vec<(String, f64)> = metric_pairs
-        .iter()
-        .map(|(k, v)| (format!("hparam/{k}"), *v))
-        .collect();
-    let hparam_refs: Vec<(&str, f64)> = hparam_tags.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    logger.log_hparams(&hparams, &hparam_refs)?;
-    let samples_path = run_dir.join("samples.txt");
-    std::fs::write(&samples_path, sampled.join("\n") + "\n")
-        .map_err(|e| TrainError::Other(format!("cannot write {}: {e}", samples_path.display())))?;
-    logger.close()?;
-
-    let tracker = ResultsTracker::open(&config.output_dir);
-    let config_json = serde_json::to_value(config).expect("configs serialise");
-    let best_str = best_checkpoint
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let run_str = run_dir.display().to_string();
-    let samples_str = samples_path.display().to_string();
-    tracker.log_result(
-        &config.name,
-        &config_json,
-        metric_refs.iter().copied(),
-        [
-            ("best_checkpoint", best_str.as_str()),
-            ("run_dir", run_str.as_str()),
-            ("samples", samples_str.as_str()),
-        ],
-    )?;
-    outcome.metrics = Some(metrics);
-    outcome.results_file = Some(tracker.path().to_path_buf());
-    Ok(outcome)
+        let tracker = ResultsTracker::open(match &options.resume {
+            Some(_) => output_folder(&run_dir),
+            None => config.output_dir.clone().into(),
+        });
+        let config_json = serde_json::to_value(config).expect("configs serialise");
+        let best_str = best_checkpoint
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let run_str = run_dir.display().to_string();
+        let samples_str = samples_path.display().to_string();
+        tracker.log_result(
+            &config.name,
+            &config_json,
+            metric_refs.iter().copied(),
+            [
+                ("best_checkpoint", best_str.as_str()),
+                ("run_dir", run_str.as_str()),
+                ("samples", samples_str.as_str()),
+            ],
+        )?;
+        outcome.metrics = Some(metrics);
+        outcome.results_file = Some(tracker.path().to_path_buf());
+        Ok(outcome)
+    })();
+    result.map_err(|error| TrainError::InRun {
+        run_dir: failed_run,
+        error: Box::new(error),
+    })
 }
 
 /// For a diffusion model, whose every position costs compute whether a molecule fills it or not:

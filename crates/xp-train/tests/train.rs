@@ -327,6 +327,142 @@ fn bad_data_is_reported_with_file_and_lines() {
     }
 }
 
+/// Eight small molecules, trained and validated on, at a learning rate so high that the
+/// validation loss stops improving by the third epoch (the CPU run is bit-reproducible).
+fn early_stopping_config(dir: &Path, extra: &[&str]) -> ExperimentConfig {
+    let data = dir.join("eight.csv");
+    std::fs::write(
+        &data,
+        "smiles\nCCO\nc1ccccc1\nCC(=O)O\nCCN\nCCCC\nC1CC1\nOCC\nCCl\n",
+    )
+    .unwrap();
+    let mut sets = vec![
+        format!("data.train_path={}", data.display()),
+        format!("data.val_path={}", data.display()),
+        format!("output_dir={}", dir.join("results").display()),
+        "name=tiny".to_owned(),
+        "device=cpu".to_owned(),
+        "model.hidden_dim=32".to_owned(),
+        "model.num_layers=1".to_owned(),
+        "training.batch_size=4".to_owned(),
+        "training.sample_size=16".to_owned(),
+        "training.warmup_steps=1".to_owned(),
+        "training.learning_rate=1.0".to_owned(),
+        "training.gradient_clip=0".to_owned(),
+        "training.epochs=8".to_owned(),
+        "training.patience=1".to_owned(),
+    ];
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let mut config = create_config(None, &sets).unwrap();
+    config.data.test_path = None;
+    config
+}
+
+/// The results log beside `run_dir`, one record a line.
+fn records_beside(run_dir: &Path) -> Vec<xp_results::ResultRecord> {
+    xp_results::ResultsTracker::open(run_dir.parent().unwrap())
+        .query()
+        .all()
+        .unwrap()
+        .value
+        .into_iter()
+        .map(|entry| entry.record)
+        .collect()
+}
+
+#[test]
+fn a_run_that_stopped_early_goes_on_once_its_patience_is_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = early_stopping_config(dir.path(), &[]);
+    let stopped = train(&config, &quiet()).unwrap();
+    assert_eq!(stopped.finish, Finish::EarlyStopped);
+    assert!(stopped.epochs_completed < 8, "{}", stopped.epochs_completed);
+    let records = records_beside(&stopped.run_dir);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].metrics[xp_train::EPOCHS_TRAINED_METRIC],
+        stopped.epochs_completed as f64
+    );
+
+    // As it stands, there is nothing to do: the error says which setting to raise.
+    let err = train(&config, &resuming(&stopped.run_dir)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("stopped early after 3 epochs (no better validation loss for 1 epochs); raise training.patience above 1"),
+        "{err}"
+    );
+    // With more patience it trains on from where it stopped, to its configured epochs.
+    let mut patient = ExperimentConfig::load(stopped.run_dir.join("config.toml")).unwrap();
+    patient.apply_override("training.patience=8").unwrap();
+    let more = train(&patient, &resuming(&stopped.run_dir)).unwrap();
+    assert_eq!(more.finish, Finish::Completed);
+    assert_eq!(more.epochs_completed, 8);
+    assert!(more.timing.steps > 0);
+    let records = records_beside(&stopped.run_dir);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].metrics[xp_train::EPOCHS_TRAINED_METRIC], 8.0);
+}
+
+#[test]
+fn a_run_that_failed_before_its_result_was_logged_is_finished_by_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    // The output folder as users often give it, relative to the working directory.
+    let mut config = early_stopping_config(dir.path(), &["training.epochs=2"]);
+    config.output_dir = "results".to_owned();
+    // A folder where the results log belongs: everything but the last append works.
+    let results = dir.path().join("results").join(xp_results::LOG_FILE);
+    std::fs::create_dir_all(&results).unwrap();
+    let err = in_dir(dir.path(), || train(&config, &quiet()).unwrap_err());
+    assert!(matches!(err, TrainError::InRun { .. }), "{err}");
+    let run_dir = dir
+        .path()
+        .join(err.run_dir().expect("the error names the run"));
+    assert!(
+        err.to_string().starts_with("results/tiny_"),
+        "the error starts with the run directory: {err}"
+    );
+    std::fs::remove_dir(&results).unwrap();
+
+    // Resumed from another working directory: the record goes beside the run (not into
+    // `elsewhere/results`), and nothing is trained again.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let relative = Path::new("..")
+        .join("results")
+        .join(run_dir.file_name().unwrap());
+    let finished = in_dir(&elsewhere, || {
+        let saved = ExperimentConfig::load(relative.join("config.toml")).unwrap();
+        train(&saved, &resuming(&relative)).unwrap()
+    });
+    assert_eq!(finished.finish, Finish::Completed);
+    assert_eq!((finished.epochs_completed, finished.timing.steps), (2, 0));
+    assert!(finished.metrics.is_some());
+    assert!(!elsewhere.join("results").exists());
+    let records = records_beside(&run_dir);
+    assert_eq!(records.len(), 1);
+    assert!(xp_train::is_final_record(&records[0], &run_dir, 2, 2));
+    assert!(!xp_train::is_final_record(&records[0], &run_dir, 3, 4));
+    assert_eq!(samples_file(&run_dir).len(), 16);
+
+    // Once logged, a resume has nothing left to do.
+    let err = train(&config, &resuming(&run_dir)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("all 2 epochs are done and its result is logged; raise training.epochs"),
+        "{err}"
+    );
+}
+
+/// Runs `f` with `dir` as the working directory. The other tests here use absolute paths only,
+/// so they are not disturbed while it runs.
+fn in_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
+    let before = std::env::current_dir().unwrap();
+    std::env::set_current_dir(dir).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::env::set_current_dir(before).unwrap();
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 #[test]
 fn an_output_dir_that_cannot_be_made_fails_before_the_data_is_read() {
     let dir = tempfile::tempdir().unwrap();
