@@ -68,17 +68,30 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     {
         bail!("--temperature must be a number above 0, got {t}");
     }
-    if let Some(out) = &args.out {
-        // Fail before drawing, not after.
-        let folder = parent_folder(out);
-        if !folder.is_dir() {
-            bail!(
-                "cannot write {}: the folder {} does not exist",
-                out.display(),
-                folder.display()
-            );
+    // The output's temporary file, made before drawing so that a bad -o fails at once, not after.
+    let out_file = match &args.out {
+        Some(out) => {
+            let folder = parent_folder(out);
+            if !folder.is_dir() {
+                bail!(
+                    "cannot write {}: the folder {} does not exist",
+                    out.display(),
+                    folder.display()
+                );
+            }
+            if out.is_dir() {
+                bail!(
+                    "cannot write {}: it is a folder; give a file, such as {}",
+                    out.display(),
+                    out.join("samples.txt").display()
+                );
+            }
+            let tmp = tempfile::NamedTempFile::new_in(folder)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            Some((out, tmp))
         }
-    }
+        None => None,
+    };
     let options = GenerateOptions {
         count: args.count.map(|n| n as usize),
         temperature: args.temperature,
@@ -113,8 +126,8 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
         text.push_str(smiles);
         text.push('\n');
     }
-    match &args.out {
-        Some(out) => write_whole(out, text.as_bytes())?,
+    match out_file {
+        Some((out, tmp)) => write_whole(tmp, out, text.as_bytes())?,
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(text.as_bytes())?;
@@ -173,11 +186,9 @@ fn parent_folder(path: &Path) -> PathBuf {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// failure or Ctrl-C never leaves a partial file in place of an earlier one.
-fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut tmp = tempfile::NamedTempFile::new_in(parent_folder(path))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+/// Writes `bytes` to `path` through `tmp`, a temporary file in the same folder, and a rename, so
+/// a failure or Ctrl-C never leaves a partial file in place of an earlier one.
+fn write_whole(mut tmp: tempfile::NamedTempFile, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;

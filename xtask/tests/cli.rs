@@ -540,6 +540,17 @@ fn sample_the_finished_run(dir: &Path, run_dir: &Path) {
         "{}",
         text(&out.stderr)
     );
+    // A folder given for the file: refused before drawing, so no "N SMILES from" line.
+    let out = sample(&[run, "-o", "results"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cannot write results: it is a folder; give a file, such as results/samples.txt"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SMILES from"), "{stderr}");
 }
 
 #[test]
