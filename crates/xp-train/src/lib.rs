@@ -50,7 +50,9 @@ pub fn train_with(
     run_on(config, options, engine, name)
 }
 
-/// Trains (or, with `options.resume`, continues) the experiment `config` describes.
+/// Trains (or, with `options.resume`, continues) the experiment `config` describes. A failure
+/// once the run directory exists is a [`TrainError::InRun`] naming it: its checkpoints are kept,
+/// and a resume goes on from the last one (or, when every epoch ran, only evaluates and logs).
 pub fn train(
     config: &ExperimentConfig,
     options: &TrainOptions,
