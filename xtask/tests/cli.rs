@@ -641,6 +641,30 @@ fn a_sweep_checks_every_config_first_then_runs_each_combination() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("(interrupted: --resume it)"), "{stdout}");
     assert!(stdout.contains("not run"), "{stdout}");
+
+    // Its one checkpoint came before any validation: `best` has nothing to rank by, and the
+    // error names the flag that samples it anyway.
+    let runs = xtask_in(dir.path(), &["runs", "--format", "json"]);
+    let stopped: Vec<String> = text(&runs.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|run| run["state"] == "resumable")
+        .map(|run| run["run_dir"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stopped.len(), 1, "{}", text(&runs.stdout));
+    let out = xtask_in(dir.path(), &["sample", &stopped[0], "-n", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("pick the last one (`--checkpoint last`)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = xtask_in(
+        dir.path(),
+        &["sample", &stopped[0], "-n", "2", "--checkpoint", "last"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 2);
 }
 
 #[test]

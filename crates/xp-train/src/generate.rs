@@ -222,7 +222,7 @@ fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<(PathBuf, Vec<Stri
         Pick::Best => manager.best().ok_or_else(|| {
             bad(if manager.last().is_some() {
                 format!(
-                    "none of its checkpoints has a {RANK_METRIC} to rank by (NaN or missing); pick the last one"
+                    "none of its checkpoints has a {RANK_METRIC} to rank by (NaN or missing: it stopped before its first validation); pick the last one (`--checkpoint last`)"
                 )
             } else {
                 none()
