@@ -92,7 +92,9 @@ fn train_options() -> Result<TrainOptions> {
         ctrlc::set_handler(move || {
             if presses.fetch_add(1, Ordering::SeqCst) == 0 {
                 stop.store(true, Ordering::SeqCst);
-                eprintln!("\nstopping after this step and saving a checkpoint (Ctrl-C again to quit at once)");
+                eprintln!(
+                    "\nstopping after this step and saving a checkpoint (while the data still loads: at once, without one); Ctrl-C again to quit at once"
+                );
             } else {
                 eprintln!("\nquitting at once; the last saved checkpoint is intact");
                 std::process::exit(130);
@@ -174,6 +176,11 @@ fn run_sweep(config: Option<PathBuf>, overrides: Vec<String>, sweeps: &[Sweep]) 
                 if interrupted {
                     break;
                 }
+            }
+            // Ctrl-C while its data loaded: nothing of it was written; the sweep ends too.
+            Err(xp_train::TrainError::Stopped) => {
+                eprintln!("[sweep {}/{n}] stopped before training began", i + 1);
+                break;
             }
             Err(err) => {
                 eprintln!("[sweep {}/{n}] failed: {err:#}", i + 1);

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flate2::read::MultiGzDecoder;
 use rayon::prelude::*;
@@ -174,22 +175,42 @@ pub fn load_smiles(
     max_length: usize,
     workers: usize,
 ) -> Result<SmilesFile, TrainError> {
-    load_molecules(path, column, max_length, workers, false)
+    load_molecules(
+        path,
+        column,
+        max_length,
+        workers,
+        false,
+        &AtomicBool::new(false),
+    )
 }
 
 /// [`load_smiles`], and with `with_graphs` each kept molecule's graph too, from the one parse
-/// that checks it (parsing is most of the load: about a minute for MOSES on two cores).
+/// that checks it (parsing is most of the load: about a minute for MOSES on two cores). Once
+/// `stop` is set (Ctrl-C), the remaining rows are passed over and the load ends with
+/// [`TrainError::Stopped`].
 pub(crate) fn load_molecules(
     path: &Path,
     column: &str,
     max_length: usize,
     workers: usize,
     with_graphs: bool,
+    stop: &AtomicBool,
 ) -> Result<SmilesFile, TrainError> {
     let (headers_column, rows) = read_column(path, column)?;
     // A kept row's verdict: its graph when asked for.
     type Verdict = Result<Option<EncodedGraph>, (bool, Skipped)>;
     let check = |(line, smiles): &Row| -> Verdict {
+        if stop.load(Ordering::Relaxed) {
+            // Thrown away below.
+            return Err((
+                false,
+                Skipped {
+                    line: *line,
+                    reason: String::new(),
+                },
+            ));
+        }
         let skip = |too_long, reason: String| {
             Err((
                 too_long,
@@ -237,6 +258,9 @@ pub(crate) fn load_molecules(
     } else {
         pool(workers)?.install(|| rows.par_iter().map(check).collect())
     };
+    if stop.load(Ordering::Relaxed) {
+        return Err(TrainError::Stopped);
+    }
     let mut report = LoadReport {
         path: path.to_path_buf(),
         column: headers_column,
@@ -367,7 +391,9 @@ mod tests {
         ];
         std::fs::write(&path, format!("smiles\n{}\n", rows.join("\n"))).unwrap();
         for workers in [0, 2] {
-            let loaded = load_molecules(&path, "smiles", 14, workers, true).unwrap();
+            let loaded =
+                load_molecules(&path, "smiles", 14, workers, true, &AtomicBool::new(false))
+                    .unwrap();
             assert_eq!(loaded.smiles, ["CCO", "c1ccncc1", "[NH4+]"]);
             let from_own_parse: Vec<_> = loaded
                 .smiles

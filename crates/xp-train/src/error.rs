@@ -27,6 +27,10 @@ pub enum TrainError {
     Diverged { step: u64, value: f64 },
     #[error("{0}")]
     Other(String),
+    /// Stopped on request (Ctrl-C) while the data loaded, before the first step: no run
+    /// directory was made, and a resumed run is as it was.
+    #[error("stopped on request before training began; nothing was written")]
+    Stopped,
     /// A run that failed after its run directory was made: what is there stays (its
     /// checkpoints, logs), and `--resume` goes on from its last checkpoint.
     #[error("{}: {error}", run_dir.display())]

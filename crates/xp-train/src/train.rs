@@ -25,7 +25,7 @@ use xp_config::{ExperimentConfig, ModelType};
 use xp_log::{Chart, ChartCategory, ExperimentLogger, HParam, Image};
 use xp_results::ResultsTracker;
 
-use crate::data::{LoadReport, encode_all, load_molecules, load_smiles, pool};
+use crate::data::{LoadReport, encode_all, load_molecules, pool};
 use crate::error::TrainError;
 use crate::gnn::EncodedGraph;
 use crate::models::{Batch, SmilesModel};
@@ -415,12 +415,15 @@ fn load_data(
     config: &ExperimentConfig,
     vocab: Option<Vocabulary>,
     with_graphs: bool,
+    stop: &AtomicBool,
 ) -> Result<Data, TrainError> {
     let d = &config.data;
     let workers = d.num_workers as usize;
     let max = d.max_length as usize;
-    let mut train = load_molecules(&d.train_path, &d.smiles_column, max, workers, with_graphs)?;
-    let mut val = load_molecules(&d.val_path, &d.smiles_column, max, workers, with_graphs)?;
+    let load =
+        |path: &Path, graphs| load_molecules(path, &d.smiles_column, max, workers, graphs, stop);
+    let mut train = load(&d.train_path, with_graphs)?;
+    let mut val = load(&d.val_path, with_graphs)?;
     let vocab =
         vocab.unwrap_or_else(|| Vocabulary::build(train.smiles.iter().map(String::as_str)).0);
     let train_ids = encode_all(&vocab, &mut train);
@@ -428,7 +431,7 @@ fn load_data(
     let mut reports = vec![train.report.clone(), val.report.clone()];
     let reference = match &d.test_path {
         Some(path) => {
-            let test = load_smiles(path, &d.smiles_column, max, workers)?;
+            let test = load(path, false)?;
             reports.push(test.report.clone());
             test.smiles
         }
@@ -773,7 +776,25 @@ where
         config,
         resumed.as_ref().map(|r| r.3.vocabulary.clone()),
         M::READS_GRAPHS,
+        &options.stop,
     )?;
+    // For novelty: the training set's canonical SMILES (as long as loading it, for full MOSES),
+    // in chunks, so that Ctrl-C here too ends the run before anything is written.
+    let train_canonical: HashSet<String> = {
+        let refs: Vec<&str> = data.train_smiles.iter().map(String::as_str).collect();
+        let pool = pool(config.data.num_workers.max(1) as usize)?;
+        let mut set = HashSet::with_capacity(refs.len());
+        for chunk in refs.chunks(1 << 16) {
+            if options.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            set.extend(pool.install(|| xp_chem::canonical_set(chunk)));
+        }
+        set
+    };
+    if options.stop.load(Ordering::SeqCst) {
+        return Err(TrainError::Stopped);
+    }
     // indicatif hides the bar by itself when stderr is not a terminal.
     let bar = if options.progress {
         ProgressBar::new(0)
@@ -882,10 +903,6 @@ where
     let failed_run = run_dir.clone();
     let result = (|| -> Result<TrainOutcome, TrainError> {
         let mut timing = Timing::default();
-        let train_canonical: HashSet<String> = {
-            let refs: Vec<&str> = data.train_smiles.iter().map(String::as_str).collect();
-            pool(config.data.num_workers.max(1) as usize)?.install(|| xp_chem::canonical_set(&refs))
-        };
         // A VAE's reconstruction accuracy, on as many validation molecules as are sampled.
         let reconstruct_val = |model: &M::InnerModule| {
             reconstruction_rate::<B::InnerBackend, _>(

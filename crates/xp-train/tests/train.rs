@@ -463,6 +463,55 @@ fn in_dir<T>(dir: &Path, f: impl FnOnce() -> T) -> T {
     result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
+/// Every file under `dir` with its bytes, in path order.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(folder) = todo.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_stop_requested_while_the_data_loads_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(dir.path(), "autoregressive", &["training.epochs=1"]);
+    let stopped = || TrainOptions {
+        stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        ..quiet()
+    };
+    // A new run: no run directory (before, one was made with a checkpoint of step 0).
+    let err = train(&config, &stopped()).unwrap_err();
+    assert!(matches!(err, TrainError::Stopped), "{err}");
+    let results = dir.path().join("results");
+    assert_eq!(std::fs::read_dir(&results).unwrap().count(), 0);
+
+    // A resumed run: left byte for byte as it was.
+    let first = train(&config, &quiet()).unwrap();
+    let before = files_under(&first.run_dir);
+    let mut more = ExperimentConfig::load(first.run_dir.join("config.toml")).unwrap();
+    more.apply_override("training.epochs=2").unwrap();
+    let options = TrainOptions {
+        resume: Some(first.run_dir.clone()),
+        ..stopped()
+    };
+    let err = train(&more, &options).unwrap_err();
+    assert!(matches!(err, TrainError::Stopped), "{err}");
+    assert!(files_under(&first.run_dir) == before, "the run changed");
+    // And it still goes on.
+    let resumed = train(&more, &resuming(&first.run_dir)).unwrap();
+    assert_eq!(resumed.epochs_completed, 2);
+}
+
 #[test]
 fn an_output_dir_that_cannot_be_made_fails_before_the_data_is_read() {
     let dir = tempfile::tempdir().unwrap();
