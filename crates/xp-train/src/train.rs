@@ -193,6 +193,14 @@ pub(crate) struct TrainState {
     pub(crate) vocabulary: Vocabulary,
 }
 
+impl TrainState {
+    /// Whether training is over for a run configured for `epochs`: early stopping ended it, or
+    /// every epoch ran. Only the final evaluation and record remain, if they are not logged yet.
+    fn trained_out(&self, epochs: u32) -> bool {
+        self.early_stopped || self.epoch >= u64::from(epochs)
+    }
+}
+
 /// Linear warm-up then inverse-square-root decay: `peak * min(s / w, sqrt(w / s))` at step `s`
 /// (1-based) with `w` warm-up steps; constant `peak` when `w` is 0. It does not depend on the
 /// number of epochs, so a run extended with `--resume` follows the same curve as one started
@@ -737,10 +745,9 @@ where
             {
                 state.early_stopped = false;
             }
-            let trained_out = state.early_stopped || state.epoch >= t.epochs as u64;
             // A run whose epochs are done is finished here (its final evaluation and record)
             // unless the results log already has them: the process may have stopped in between.
-            if trained_out && final_record_logged(run_dir, state.epoch, t.epochs)? {
+            if state.trained_out(t.epochs) && final_record_logged(run_dir, state.epoch, t.epochs)? {
                 return Err(TrainError::Resume {
                     path: run_dir.clone(),
                     problem: if state.early_stopped {
@@ -851,7 +858,7 @@ where
             optim = optim.load_record(record);
             let logger =
                 ExperimentLogger::resume(&run_dir, state.global_step as i64, &config_toml)?;
-            let line = if state.early_stopped || state.epoch >= t.epochs as u64 {
+            let line = if state.trained_out(t.epochs) {
                 format!(
                     "finishing {}: its {} epochs are done, but its result was never logged; evaluating its best checkpoint",
                     run_dir.display(),
@@ -926,10 +933,9 @@ where
             .progress_chars("=> "),
         );
         // A resumed run whose epochs are done only gets its final evaluation (see above).
-        let finishing = state.early_stopped || state.epoch >= t.epochs as u64;
         say(
             &bar,
-            options.progress && !finishing,
+            options.progress && !state.trained_out(t.epochs),
             format!(
                 "training {} ({}) on {device_name}: {} molecules, {} steps per epoch; logs in {}",
                 config.name,
@@ -970,7 +976,7 @@ where
             Finish::Completed
         };
         let mut last_checkpoint = manager.last().map(|e| manager.path(e));
-        'epochs: while state.epoch < t.epochs as u64 && !state.early_stopped {
+        'epochs: while !state.trained_out(t.epochs) {
             let epoch = state.epoch;
             bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
             let order = epoch_order(seed, epoch, data.train.len());
