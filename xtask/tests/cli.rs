@@ -351,18 +351,24 @@ fn a_run_that_fails_after_a_checkpoint_says_how_to_go_on_and_a_resume_finishes_i
     assert_eq!(run_state(dir.path(), &run_dir), ("finished".to_owned(), 1));
 }
 
-/// `xtask runs --format json` on `dir/results`: the state and saved epochs of `run_dir`.
-fn run_state(dir: &Path, run_dir: &Path) -> (String, u64) {
+/// `xtask runs --format json` on `dir/results`, which must succeed: its runs, and its stderr.
+fn runs_json(dir: &Path) -> (Vec<serde_json::Value>, String) {
     let out = xtask_in(dir, &["runs", "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let runs: Vec<serde_json::Value> = text(&out.stdout)
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let runs = text(&out.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    (runs, stderr)
+}
+
+/// `xtask runs --format json` on `dir/results`: the state and saved epochs of `run_dir`.
+fn run_state(dir: &Path, run_dir: &Path) -> (String, u64) {
+    let (runs, stderr) = runs_json(dir);
     assert_eq!(runs.len(), 1, "{runs:?}");
     let run = &runs[0];
     assert!(run_dir.ends_with(run["run_dir"].as_str().unwrap()), "{run}");
-    let stderr = text(&out.stderr);
     let resumable = run["state"] == "resumable";
     assert_eq!(
         stderr.contains("go on with a stopped run: cargo xtask train --resume"),
@@ -644,15 +650,14 @@ fn a_sweep_checks_every_config_first_then_runs_each_combination() {
 
     // Its one checkpoint came before any validation: `best` has nothing to rank by, and the
     // error names the flag that samples it anyway.
-    let runs = xtask_in(dir.path(), &["runs", "--format", "json"]);
-    let stopped: Vec<String> = text(&runs.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let (runs, _) = runs_json(dir.path());
+    let stopped: Vec<&str> = runs
+        .iter()
         .filter(|run| run["state"] == "resumable")
-        .map(|run| run["run_dir"].as_str().unwrap().to_owned())
+        .map(|run| run["run_dir"].as_str().unwrap())
         .collect();
-    assert_eq!(stopped.len(), 1, "{}", text(&runs.stdout));
-    let out = xtask_in(dir.path(), &["sample", &stopped[0], "-n", "2"]);
+    assert_eq!(stopped.len(), 1, "{runs:?}");
+    let out = xtask_in(dir.path(), &["sample", stopped[0], "-n", "2"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("pick the last one (`--checkpoint last`)"),
@@ -661,7 +666,7 @@ fn a_sweep_checks_every_config_first_then_runs_each_combination() {
     );
     let out = xtask_in(
         dir.path(),
-        &["sample", &stopped[0], "-n", "2", "--checkpoint", "last"],
+        &["sample", stopped[0], "-n", "2", "--checkpoint", "last"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().count(), 2);
