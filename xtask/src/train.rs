@@ -93,7 +93,7 @@ fn train_options() -> Result<TrainOptions> {
             if presses.fetch_add(1, Ordering::SeqCst) == 0 {
                 stop.store(true, Ordering::SeqCst);
                 eprintln!(
-                    "\nstopping after this step and saving a checkpoint (while the data still loads: at once, without one); Ctrl-C again to quit at once"
+                    "\nstopping: in training after this step, saving a checkpoint; while the data loads at once, writing nothing; in the final evaluation once it ends. Ctrl-C again to quit at once (saved checkpoints stay; `--resume` goes on from them)"
                 );
             } else {
                 eprintln!("\nquitting at once; the last saved checkpoint is intact");

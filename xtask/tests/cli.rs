@@ -299,7 +299,11 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
         stdout.contains("go on with: cargo xtask train --resume"),
         "{stdout}"
     );
-    assert!(text(&out.stderr).contains("stopping after this step"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stopping: in training after this step, saving a checkpoint"),
+        "{stderr}"
+    );
     let (state, epoch) = run_state(dir.path(), &run_dir);
     assert_eq!(state, "resumable");
     assert!((1..3).contains(&epoch), "{epoch}");
