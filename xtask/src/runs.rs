@@ -13,10 +13,13 @@ use xp_results::{ResultsError, ResultsTracker};
 
 #[derive(clap::Args)]
 pub struct RunsArgs {
-    /// Output folder holding the run directories (the config's `output_dir`), or one run
-    /// directory to show that run alone.
-    #[arg(default_value = "results")]
-    dir: PathBuf,
+    /// Output folder holding the run directories (the config's `output_dir`; default
+    /// `results`), or one run directory to show that run alone.
+    #[arg(value_name = "DIR")]
+    folder: Option<PathBuf>,
+    /// The same as DIR, spelt as `cargo xtask results` spells it.
+    #[arg(long = "dir", value_name = "DIR", conflicts_with = "folder")]
+    dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 }
@@ -104,35 +107,38 @@ struct Run {
 }
 
 pub fn run(args: RunsArgs) -> anyhow::Result<()> {
-    if !args.dir.is_dir() {
+    let dir = args
+        .folder
+        .or(args.dir)
+        .unwrap_or_else(|| PathBuf::from("results"));
+    if !dir.is_dir() {
         bail!(
             "{} is not a folder; give the output folder that holds the runs (the config's output_dir)",
-            args.dir.display()
+            dir.display()
         );
     }
     // One run directory given: that run, read with its output folder (which holds the results
     // log that says whether it finished).
-    let runs = if args.dir.join(xp_log::CONFIG_FILE).is_file() {
-        let run_dir = args
-            .dir
+    let runs = if dir.join(xp_log::CONFIG_FILE).is_file() {
+        let run_dir = dir
             .canonicalize()
-            .with_context(|| format!("resolving {}", args.dir.display()))?;
+            .with_context(|| format!("resolving {}", dir.display()))?;
         let folder = run_dir.parent().unwrap_or(&run_dir);
         let runs = read_runs(folder, run_dir.file_name())?;
         if runs.is_empty() {
             bail!(
                 "{} is a run directory that cannot be read (see the warning above)",
-                args.dir.display()
+                dir.display()
             );
         }
         runs
     } else {
-        read_runs(&args.dir, None)?
+        read_runs(&dir, None)?
     };
     if runs.is_empty() {
         bail!(
             "no run directories in {} (a run directory holds {})",
-            args.dir.display(),
+            dir.display(),
             xp_log::CONFIG_FILE
         );
     }

@@ -453,6 +453,23 @@ fn runs_reports_a_run_without_checkpoints_and_skips_a_broken_one() {
         "the other runs are not read: {}",
         text(&out.stderr)
     );
+    // `--dir`, as `results` takes it, says the same; DIR and `--dir` together are refused.
+    let flag = xtask(&[
+        "runs",
+        "--dir",
+        started.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        text(&flag.stdout),
+        text(&out.stdout),
+        "{}",
+        text(&flag.stderr)
+    );
+    let both = xtask(&["runs", "results", "--dir", started.to_str().unwrap()]);
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both.stderr));
+    assert!(text(&both.stderr).contains("cannot be used with"));
     let out = xtask(&["runs", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
