@@ -115,7 +115,8 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// `vae` and `gnn` only: weight of the KL term in the loss once annealing is over (MOSES
     /// uses 0.05). The KL is summed over the code, the reconstruction averaged over tokens, so
-    /// for a molecule of n tokens this acts as a beta of n times it (about 1.8 for 0.05 on MOSES).
+    /// on a molecule of n tokens this acts as a beta of n times the weight (0.05 on MOSES:
+    /// about 1.8).
     #[serde(default = "defaults::kl_weight")]
     #[garde(range(min = 0.0, max = 10.0))]
     pub kl_weight: f64,
