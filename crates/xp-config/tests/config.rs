@@ -53,7 +53,7 @@ fn bundled_default_loads_with_the_documented_defaults() {
     assert_eq!(config.data.smiles_column, "smiles");
     assert_eq!(config.data.max_length, 200);
     assert_eq!(config.data.num_workers, 4);
-    assert_eq!(config.model.kl_weight, 0.05);
+    assert_eq!(config.model.kl_weight, 0.0014);
     assert_eq!(config.model.kl_anneal_steps, 500);
     assert_eq!(config.training.sample_size, 512);
     assert_eq!(config.training.temperature, 1.0);

@@ -15,7 +15,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use xp_chem::{BondKind, ChemError, GraphAtom, MolecularGraph, Molecule};
 
 use crate::lstm::{LstmState, StackedLstm};
-use crate::models::{Batch, LatentDecoder, Loss, Recurrent, SmilesModel};
+use crate::models::{Batch, LatentDecoder, Loss, Recurrent, SmilesModel, log_var_head};
 use crate::rng::{Noise, Rng, dropout};
 use crate::sample::one_token_at_a_time;
 
@@ -203,7 +203,7 @@ impl<B: Backend> GraphVae<B> {
                 .collect(),
             // The readout is the mean and the maximum over atoms, side by side.
             to_mean: LinearConfig::new(2 * hidden, latent).init(device),
-            to_log_var: LinearConfig::new(2 * hidden, latent).init(device),
+            to_log_var: log_var_head(2 * hidden, latent, device),
             embedding: EmbeddingConfig::new(vocab, hidden).init(device),
             latent_to_hidden: LinearConfig::new(latent, hidden).init(device),
             decoder: StackedLstm::new(hidden + latent, hidden, layers, dropout, device),
@@ -380,6 +380,29 @@ mod tests {
             // A different molecule (a pyridine for the benzene) gets a different code.
             let gap: f32 = row(0).iter().zip(row(3)).map(|(a, b)| (a - b).abs()).sum();
             assert!(gap > 1e-3, "{gap}");
+        }
+    }
+
+    #[test]
+    fn both_vaes_start_their_codes_with_little_noise() {
+        // A standard deviation near exp(-4 / 2) = 0.14, not 1: the reparameterisation noise
+        // must not drown the encoder's first, small means (see `INITIAL_LOG_VAR`).
+        let device = Default::default();
+        let graphs = [graph("OCC(=O)Nc1ccccc1"), graph("CCN")];
+        let refs: Vec<&EncodedGraph> = graphs.iter().collect();
+        let (_, from_graphs) = GraphVae::<B>::new(10, 32, 8, 2, 0.0, &device)
+            .encode(&GraphBatch::new(&refs, &device), None);
+        let sequences: [&[u32]; 2] = [&[1, 4, 5, 6, 2], &[1, 7, 2]];
+        let batch = Batch::<B>::new(&sequences, 0, &device);
+        let (_, from_smiles) =
+            crate::models::SmilesVae::<B>::new(10, 32, 8, 2, 0.0, &device).encode(&batch);
+        for log_var in [from_graphs, from_smiles] {
+            let v = log_var.to_data().to_vec::<f32>().unwrap();
+            // Each standard deviation within 0.05 ..= 0.37 (the weights add a little to the
+            // bias), and -4 on average.
+            assert!(v.iter().all(|v| (-6.0..-2.0).contains(v)), "{v:?}");
+            let mean = v.iter().sum::<f32>() / v.len() as f32;
+            assert!((mean + 4.0).abs() < 0.5, "{v:?}");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! They read the same [`Batch`] and expose the same one-token step, so training, validation and
 //! sampling are shared.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
@@ -275,7 +275,7 @@ impl<B: Backend> SmilesVae<B> {
             embedding: EmbeddingConfig::new(vocab, hidden).init(device),
             encoder: StackedLstm::new(hidden, hidden, layers, dropout, device),
             to_mean: LinearConfig::new(hidden, latent).init(device),
-            to_log_var: LinearConfig::new(hidden, latent).init(device),
+            to_log_var: log_var_head(hidden, latent, device),
             latent_to_hidden: LinearConfig::new(latent, hidden).init(device),
             decoder: StackedLstm::new(hidden + latent, hidden, layers, dropout, device),
             head: LinearConfig::new(hidden, vocab).init(device),
@@ -317,6 +317,29 @@ impl<B: Backend> SmilesVae<B> {
             self.to_log_var.forward(summary),
         )
     }
+}
+
+/// The starting log-variance of every code dimension: `exp(-4 / 2)`, a standard deviation of
+/// 0.14. Started at 0 (a standard deviation of 1), the reparameterisation noise drowns the
+/// encoder's small early means, the decoder learns to ignore `z`, and the code collapses: on the
+/// default experiment's `vae` after 8 epochs (kl_weight 0.0014), the code carried 11 nats from 0
+/// and 19 from -4, and the validation loss was 0.58 against 0.52.
+const INITIAL_LOG_VAR: f64 = -4.0;
+
+/// The linear layer from an encoder's summary to the log-variance of `z`: Burn's initial
+/// weights, and every bias at [`INITIAL_LOG_VAR`].
+pub(crate) fn log_var_head<B: Backend>(
+    input: usize,
+    latent: usize,
+    device: &B::Device,
+) -> Linear<B> {
+    let mut head = LinearConfig::new(input, latent).init(device);
+    head.bias = Some(Param::from_tensor(Tensor::full(
+        [latent],
+        INITIAL_LOG_VAR,
+        device,
+    )));
+    head
 }
 
 /// The decoder both VAEs share (`vae`, `gnn`): an LSTM started from `tanh(W z)` and fed `z`
