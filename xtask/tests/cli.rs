@@ -204,6 +204,35 @@ fn tiny_train_args(dir: &Path) -> Vec<String> {
     .collect()
 }
 
+#[test]
+fn a_vae_s_epoch_lines_say_how_much_its_code_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["train".to_owned()];
+    args.extend(tiny_train_args(dir.path()));
+    args.extend(
+        [
+            "--set",
+            "model.model_type=vae",
+            "--set",
+            "training.epochs=1",
+        ]
+        .map(str::to_owned),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = xtask_in(dir.path(), &args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("epoch 1/1")).unwrap();
+    // "..., val loss 1.2345, code 12.3 nats, reconstructed 0.0%, validity ..."
+    let nats: f64 = line
+        .split("code ")
+        .nth(1)
+        .and_then(|rest| rest.split(" nats, reconstructed ").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no code size in {line:?}"));
+    assert!(nats > 0.0, "{line}");
+}
+
 /// Starts `xtask train` on the tiny experiment and waits for its first checkpoint.
 fn start_training(dir: &Path) -> (std::process::Child, PathBuf) {
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -264,6 +293,8 @@ fn resume_to_the_end(dir: &Path, run_dir: &Path) {
             line.contains("validity 100.0%,") || line.contains("% (commonest mistake: "),
             "{line}"
         );
+        // A language model has no code to report.
+        assert!(!line.contains("nats"), "{line}");
     }
     let results = std::fs::read_to_string(dir.join("results/results.jsonl")).unwrap();
     assert_eq!(results.lines().count(), 1, "one result for the whole run");

@@ -1179,10 +1179,12 @@ where
                 &bar,
                 options.progress,
                 format!(
-                    "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, {}validity {:.1}%{}, {:.0} tokens/s{}",
+                    "epoch {}/{}: train loss {:.4}, val loss {val_loss:.4}, {}{}validity {:.1}%{}, {:.0} tokens/s{}",
                     epoch + 1,
                     t.epochs,
                     train_loss,
+                    // How much a VAE's code says about its molecule: near 0, the decoder ignores it.
+                    val_kl.map_or(String::new(), |kl| format!("code {kl:.1} nats, ")),
                     reconstruction.map_or(String::new(), |r| format!(
                         "reconstructed {:.1}%, ",
                         r * 100.0
