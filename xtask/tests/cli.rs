@@ -207,19 +207,18 @@ fn tiny_train_args(dir: &Path) -> Vec<String> {
 #[test]
 fn a_vae_s_epoch_lines_say_how_much_its_code_carries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["train".to_owned()];
-    args.extend(tiny_train_args(dir.path()));
-    args.extend(
-        [
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("train")
+        .args(tiny_train_args(dir.path()))
+        .args([
             "--set",
             "model.model_type=vae",
             "--set",
             "training.epochs=1",
-        ]
-        .map(str::to_owned),
-    );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = xtask_in(dir.path(), &args);
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let line = stderr.lines().find(|l| l.starts_with("epoch 1/1")).unwrap();
