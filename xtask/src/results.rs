@@ -233,6 +233,7 @@ fn explain_empty_answer(args: &ResultsArgs) -> anyhow::Result<()> {
             (&config_paths, "config key")
         };
         if known.iter().any(|k| k == path) {
+            check_value_kind(expr, &filter, &records)?;
             continue;
         }
         let suggestion = closest(known, path)
@@ -241,6 +242,58 @@ fn explain_empty_answer(args: &ResultsArgs) -> anyhow::Result<()> {
         bail!("filter `{expr}`: no result has the {what} `{path}`{suggestion}");
     }
     Ok(())
+}
+
+/// A filter that compares a key with a value of another kind than every result holds there (a
+/// number with text: `model.hidden_dim > abc`, `model.model_type == 3`) matches nothing but
+/// `!=`: almost always a typo. Fail, saying what the key holds.
+fn check_value_kind(expr: &str, filter: &Filter, records: &[Entry]) -> anyhow::Result<()> {
+    if filter.operator() == "!=" {
+        return Ok(());
+    }
+    let kind = |v: &Value| match v {
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Bool(_) => "true or false",
+        Value::Null => "null",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    };
+    let path = filter.path();
+    let held: Vec<Value> = records
+        .iter()
+        .filter_map(|e| match path.strip_prefix("metrics.") {
+            Some(metric) => e.record.metrics.get(metric).map(|&m| json!(m)),
+            None => e.record.config_value(path).cloned(),
+        })
+        .collect();
+    let wanted = kind(filter.value());
+    if held.is_empty() || held.iter().any(|v| kind(v) == wanted) {
+        return Ok(());
+    }
+    let mut kinds: Vec<&str> = Vec::new();
+    for v in &held {
+        if !kinds.contains(&kind(v)) {
+            kinds.push(kind(v));
+        }
+    }
+    let example = &held[0];
+    let fix = match example {
+        Value::String(_) => format!(
+            "; to compare text, quote the value: `{path} {} \"{}\"`",
+            filter.operator(),
+            match filter.value() {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        ),
+        _ => String::new(),
+    };
+    bail!(
+        "filter `{expr}`: `{path}` holds {} (such as {example}), never {wanted} like {}, so it matches nothing{fix}",
+        kinds.join(" or "),
+        filter.value()
+    )
 }
 
 /// The name in `names` closest to a misspelled `name`, if one is close.

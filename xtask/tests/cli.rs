@@ -1263,6 +1263,52 @@ fn results_filter_on_a_key_no_result_has_fails_with_a_suggestion() {
 }
 
 #[test]
+fn results_filter_with_a_value_of_another_kind_fails_saying_what_the_key_holds() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    // A number compared with text matches nothing, silently, unless we say so.
+    for (command, filter, says) in [
+        (
+            &["list"][..],
+            "model.hidden_dim > abc",
+            "filter `model.hidden_dim > abc`: `model.hidden_dim` holds a number (such as 128), never text like \"abc\", so it matches nothing",
+        ),
+        (
+            &["best", "--metric", "val_loss"][..],
+            "model.model_type == 3",
+            "`model.model_type` holds text (such as \"vae\"), never a number like 3, so it matches nothing; to compare text, quote the value: `model.model_type == \"3\"`",
+        ),
+        (
+            &["top", "--metric", "val_loss", "--format", "json"][..],
+            "metrics.validity >= high",
+            "`metrics.validity` holds a number (such as 0.575425), never text like \"high\"",
+        ),
+    ] {
+        let mut args = vec!["results", "--dir", d, "--filter", filter];
+        args.extend(command);
+        let out = xtask(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
+        assert!(stderr.contains(says), "{filter}: {stderr}");
+        assert!(out.stdout.is_empty(), "{filter}");
+    }
+    // `!=` a value of another kind passes every result that has the key: no error.
+    let out = xtask(&[
+        "results",
+        "--dir",
+        d,
+        "--filter",
+        "model.model_type != 3",
+        "list",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), all_results(dir.path()).len());
+}
+
+#[test]
 fn results_errors_are_clear() {
     let out = xtask(&["results", "--dir", "/nonexistent/results", "list"]);
     assert_eq!(out.status.code(), Some(1));

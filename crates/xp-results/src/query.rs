@@ -133,6 +133,23 @@ impl Filter {
         &self.path
     }
 
+    /// The operator as written: `==`, `!=`, `<`, `<=`, `>` or `>=`.
+    pub fn operator(&self) -> &'static str {
+        match self.op {
+            Op::Eq => "==",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
+
+    /// The value compared with: a JSON literal, or the bare word as a string.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
     fn matches(&self, config: &serde_json::Map<String, Value>, fields: &Fields<'_>) -> bool {
         let actual = match self.path.strip_prefix("metrics.") {
             Some(metric) => match fields.metric(metric) {

@@ -209,6 +209,52 @@ fn filters_on_config_values_and_names() {
 }
 
 #[test]
+fn a_filter_tells_its_path_operator_and_value() {
+    use serde_json::json;
+    use xp_results::Filter;
+    for (expr, path, op, value) in [
+        (
+            "model.model_type == vae",
+            "model.model_type",
+            "==",
+            json!("vae"),
+        ),
+        (
+            "config.model.hidden_dim>=256",
+            "model.hidden_dim",
+            ">=",
+            json!(256),
+        ),
+        (
+            "training.learning_rate < 1e-3",
+            "training.learning_rate",
+            "<",
+            json!(1e-3),
+        ),
+        (
+            "metrics.validity <= 0.5",
+            "metrics.validity",
+            "<=",
+            json!(0.5),
+        ),
+        (
+            "model.model_type != \"a b\"",
+            "model.model_type",
+            "!=",
+            json!("a b"),
+        ),
+        ("seed > 3x", "seed", ">", json!("3x")),
+    ] {
+        let filter: Filter = expr.parse().unwrap();
+        assert_eq!(
+            (filter.path(), filter.operator(), filter.value()),
+            (path, op, &value),
+            "{expr}"
+        );
+    }
+}
+
+#[test]
 fn bad_filters_and_patterns_are_clear_errors() {
     let q = ResultsTracker::open("unused").query();
     for (expr, needle) in [
