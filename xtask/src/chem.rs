@@ -37,7 +37,7 @@ pub enum ChemCommand {
     /// RDKit's MolsToGridImage draws them.
     Draw {
         /// Where to write the PNG.
-        #[arg(long)]
+        #[arg(long, short = 'o', value_name = "FILE")]
         out: PathBuf,
         /// Write each SMILES under its molecule.
         #[arg(long)]

@@ -759,7 +759,7 @@ fn chem_draw_writes_a_png_of_the_valid_molecules() {
     // Skipped lines are named by their line in the input (blank lines count), a line that is
     // not UTF-8 text as such.
     let out = xtask_with_input(
-        &["chem", "draw", "--legends", "--out", png.to_str().unwrap()],
+        &["chem", "draw", "--legends", "-o", png.to_str().unwrap()],
         b"CCO\n\nnope\nC\xffC\nc1ccccc1\n\nCC(=O)O\n",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
