@@ -16,8 +16,11 @@ pub enum ConfigCommand {
 #[derive(Args)]
 pub struct ConfigArgs {
     /// Config file; the bundled default when left out.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     config: Option<PathBuf>,
+    /// The config file, given without `--config`.
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
     /// Override a key, e.g. `--set training.learning_rate=3e-4`; may be repeated.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -28,14 +31,14 @@ pub fn run(command: ConfigCommand) -> ExitCode {
         ConfigCommand::Check(a) => (a, false),
         ConfigCommand::Show(a) => (a, true),
     };
-    match xp_config::create_config(args.config.as_deref(), &args.overrides) {
+    let path = args.config.or(args.file);
+    match xp_config::create_config(path.as_deref(), &args.overrides) {
         Ok(config) if show => {
             print!("{}", config.to_toml_string());
             ExitCode::SUCCESS
         }
         Ok(_) => {
-            let what = args
-                .config
+            let what = path
                 .as_ref()
                 .map_or("the default config".to_owned(), |p| p.display().to_string());
             println!("{what}: ok");

@@ -45,7 +45,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn config_check_accepts_the_bundled_default() {
+fn config_check_and_show_take_the_file_with_or_without_the_flag() {
     let out = xtask(&[
         "config",
         "check",
@@ -54,6 +54,35 @@ fn config_check_accepts_the_bundled_default() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "fixtures/configs/default.toml: ok\n");
+    // The file may be given without `--config`, for `show` too; not both ways at once.
+    let out = xtask(&["config", "check", "fixtures/configs/default.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "fixtures/configs/default.toml: ok\n");
+    let shown = |args: &[&str]| {
+        let out = xtask(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let bad = "crates/xp-config/tests/bad/16_mixed_problems.toml";
+    let out = xtask(&["config", "show", bad]);
+    assert!(
+        text(&out.stderr).contains("16_mixed_problems.toml:6:14"),
+        "{}",
+        text(&out.stderr)
+    );
+    let file = "fixtures/configs/default.toml";
+    let set = ["--set", "seed=5"];
+    assert_eq!(
+        shown(&[&["config", "show", file][..], &set].concat()),
+        shown(&[&["config", "show", "--config", file][..], &set].concat())
+    );
+    let out = xtask(&["config", "check", "--config", file, file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot be used with"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
