@@ -81,7 +81,18 @@ pub struct SmilesFile {
     pub smiles: Vec<String>,
     /// The graph of each kept SMILES, in the same order; empty unless asked for.
     pub graphs: Vec<EncodedGraph>,
+    /// The canonical SMILES of each kept SMILES, in the same order; empty unless asked for.
+    pub canonical: Vec<String>,
     pub report: LoadReport,
+}
+
+/// What [`load_molecules`] makes of each kept molecule, from the one parse that checks it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Products {
+    /// Its graph (`gnn`).
+    pub graphs: bool,
+    /// Its canonical SMILES (the training set, for novelty).
+    pub canonical: bool,
 }
 
 /// Opens a data file, decompressing it when it is gzip. Its first bytes decide, not its name: MOSES
@@ -180,26 +191,25 @@ pub fn load_smiles(
         column,
         max_length,
         workers,
-        false,
+        Products::default(),
         &AtomicBool::new(false),
     )
 }
 
-/// [`load_smiles`], and with `with_graphs` each kept molecule's graph too, from the one parse
-/// that checks it (parsing is most of the load: about a minute for MOSES on two cores). Once
-/// `stop` is set (Ctrl-C), the remaining rows are passed over and the load ends with
-/// [`TrainError::Stopped`].
+/// [`load_smiles`], and each kept molecule's `products` too, from the one parse that checks it
+/// (parsing is most of the load). Once `stop` is set (Ctrl-C), the remaining rows are passed
+/// over and the load ends with [`TrainError::Stopped`].
 pub(crate) fn load_molecules(
     path: &Path,
     column: &str,
     max_length: usize,
     workers: usize,
-    with_graphs: bool,
+    products: Products,
     stop: &AtomicBool,
 ) -> Result<SmilesFile, TrainError> {
     let (headers_column, rows) = read_column(path, column)?;
-    // A kept row's verdict: its graph when asked for.
-    type Verdict = Result<Option<EncodedGraph>, (bool, Skipped)>;
+    // A kept row's verdict: its graph and canonical SMILES, those asked for.
+    type Verdict = Result<(Option<EncodedGraph>, Option<String>), (bool, Skipped)>;
     let check = |(line, smiles): &Row| -> Verdict {
         if stop.load(Ordering::Relaxed) {
             // Thrown away below.
@@ -241,17 +251,28 @@ pub(crate) fn load_molecules(
             }
             Ok(_) => {}
         }
+        if !products.graphs && products.canonical {
+            // Checked and written in one go, without building the engine's molecule.
+            return match xp_chem::canonical_smiles(smiles) {
+                Ok(canonical) => Ok((None, Some(canonical))),
+                Err(e) => skip(false, e.to_string()),
+            };
+        }
         let molecule = match xp_chem::Molecule::parse(smiles) {
             Ok(molecule) => molecule,
             Err(e) => return skip(false, e.to_string()),
         };
-        if !with_graphs {
-            return Ok(None);
-        }
-        match molecule.graph() {
-            Ok(graph) => Ok(Some(EncodedGraph::new(&graph))),
-            Err(e) => skip(false, format!("cannot read its graph: {e}")),
-        }
+        let graph = match products.graphs.then(|| molecule.graph()) {
+            None => None,
+            Some(Ok(graph)) => Some(EncodedGraph::new(&graph)),
+            Some(Err(e)) => return skip(false, format!("cannot read its graph: {e}")),
+        };
+        let canonical = match products.canonical.then(|| molecule.canonical_smiles()) {
+            None => None,
+            Some(Ok(canonical)) => Some(canonical),
+            Some(Err(e)) => return skip(false, format!("cannot write its canonical SMILES: {e}")),
+        };
+        Ok((graph, canonical))
     };
     let verdicts: Vec<Verdict> = if workers == 0 {
         rows.iter().map(check).collect()
@@ -269,12 +290,14 @@ pub(crate) fn load_molecules(
     };
     let mut smiles = Vec::with_capacity(rows.len());
     let mut graphs = Vec::new();
+    let mut canonical = Vec::new();
     for ((_, text), verdict) in rows.into_iter().zip(verdicts) {
         match verdict {
             // A kept row's text is always readable.
-            Ok(graph) => {
+            Ok((graph, canonical_text)) => {
                 smiles.extend(text.ok());
                 graphs.extend(graph);
+                canonical.extend(canonical_text);
             }
             Err((too_long, skipped)) => {
                 if too_long {
@@ -298,6 +321,7 @@ pub(crate) fn load_molecules(
     Ok(SmilesFile {
         smiles,
         graphs,
+        canonical,
         report,
     })
 }
@@ -390,11 +414,22 @@ mod tests {
             "[NH4+]",
         ];
         std::fs::write(&path, format!("smiles\n{}\n", rows.join("\n"))).unwrap();
+        let load = |workers, graphs, canonical| {
+            let products = Products { graphs, canonical };
+            load_molecules(
+                &path,
+                "smiles",
+                14,
+                workers,
+                products,
+                &AtomicBool::new(false),
+            )
+            .unwrap()
+        };
         for workers in [0, 2] {
-            let loaded =
-                load_molecules(&path, "smiles", 14, workers, true, &AtomicBool::new(false))
-                    .unwrap();
+            let loaded = load(workers, true, false);
             assert_eq!(loaded.smiles, ["CCO", "c1ccncc1", "[NH4+]"]);
+            assert!(loaded.canonical.is_empty());
             let from_own_parse: Vec<_> = loaded
                 .smiles
                 .iter()
@@ -405,6 +440,56 @@ mod tests {
             let plain = load_smiles(&path, "smiles", 14, workers).unwrap();
             assert_eq!(plain.smiles, loaded.smiles);
             assert!(plain.graphs.is_empty());
+            // Canonical SMILES from the checking parse, with or without graphs: the same rows
+            // kept for the same reasons, each beside its canonical text.
+            for graphs in [false, true] {
+                let both = load(workers, graphs, true);
+                assert_eq!(both.smiles, loaded.smiles);
+                assert_eq!(both.report, loaded.report);
+                assert_eq!(both.graphs.len(), if graphs { 3 } else { 0 });
+                assert_eq!(both.canonical, ["CCO", "c1ccncc1", "[NH4+]"]);
+            }
         }
+    }
+
+    #[test]
+    fn canonical_smiles_from_the_load_match_the_engine_s() {
+        // The bundled validation set (already canonical, as MOSES ships it) after SMILES that
+        // are not: Kekulé rings, other atom orders, stereo marks, charges, invalid rows.
+        let val = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/data/val.csv"),
+        )
+        .unwrap();
+        let own =
+            "OCC\nC1=CC=CC=C1\nF/C=C/F\nN[C@@H](C)C(=O)O\nC(=O)([O-])C.[Na+]\nC1CC\nc1cccc1\n";
+        let mut lines = val.lines();
+        let header = lines.next().unwrap();
+        let body: Vec<&str> = lines.collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.csv");
+        std::fs::write(&path, format!("{header}\n{own}{}\n", body.join("\n"))).unwrap();
+        let products = Products {
+            graphs: false,
+            canonical: true,
+        };
+        let loaded =
+            load_molecules(&path, "smiles", 100, 2, products, &AtomicBool::new(false)).unwrap();
+        let plain = load_smiles(&path, "smiles", 100, 2).unwrap();
+        assert_eq!(loaded.smiles, plain.smiles);
+        assert_eq!(loaded.report, plain.report);
+        assert_eq!(loaded.report.invalid, 2);
+        let engine: Vec<String> = loaded
+            .smiles
+            .iter()
+            .map(|s| {
+                xp_chem::Molecule::parse(s)
+                    .unwrap()
+                    .canonical_smiles()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(loaded.canonical, engine);
+        assert_eq!(loaded.canonical[..2], ["CCO", "c1ccccc1"]);
+        assert_eq!(loaded.canonical.len(), body.len() + 5);
     }
 }

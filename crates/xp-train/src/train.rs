@@ -25,7 +25,7 @@ use xp_config::{ExperimentConfig, ModelType};
 use xp_log::{Chart, ChartCategory, ExperimentLogger, HParam, Image};
 use xp_results::ResultsTracker;
 
-use crate::data::{LoadReport, encode_all, load_molecules, pool};
+use crate::data::{LoadReport, Products, encode_all, load_molecules};
 use crate::error::TrainError;
 use crate::gnn::EncodedGraph;
 use crate::models::{Batch, SmilesModel};
@@ -412,7 +412,8 @@ struct Data {
     train: Vec<Vec<u32>>,
     /// Empty unless the model reads graphs; else one per `train` sequence.
     train_graphs: Vec<EncodedGraph>,
-    train_smiles: Vec<String>,
+    /// The training set's canonical SMILES, for novelty.
+    train_canonical: HashSet<String>,
     val: Vec<Vec<u32>>,
     val_graphs: Vec<EncodedGraph>,
     reference: Vec<String>,
@@ -428,10 +429,21 @@ fn load_data(
     let d = &config.data;
     let workers = d.num_workers as usize;
     let max = d.max_length as usize;
-    let load =
-        |path: &Path, graphs| load_molecules(path, &d.smiles_column, max, workers, graphs, stop);
-    let mut train = load(&d.train_path, with_graphs)?;
-    let mut val = load(&d.val_path, with_graphs)?;
+    let load = |path: &Path, products| {
+        load_molecules(path, &d.smiles_column, max, workers, products, stop)
+    };
+    let graphs = Products {
+        graphs: with_graphs,
+        canonical: false,
+    };
+    let mut train = load(
+        &d.train_path,
+        Products {
+            canonical: true,
+            ..graphs
+        },
+    )?;
+    let mut val = load(&d.val_path, graphs)?;
     let vocab =
         vocab.unwrap_or_else(|| Vocabulary::build(train.smiles.iter().map(String::as_str)).0);
     let train_ids = encode_all(&vocab, &mut train);
@@ -439,7 +451,7 @@ fn load_data(
     let mut reports = vec![train.report.clone(), val.report.clone()];
     let reference = match &d.test_path {
         Some(path) => {
-            let test = load(path, false)?;
+            let test = load(path, Products::default())?;
             reports.push(test.report.clone());
             test.smiles
         }
@@ -449,7 +461,7 @@ fn load_data(
         vocab,
         train: train_ids,
         train_graphs: train.graphs,
-        train_smiles: train.smiles,
+        train_canonical: std::mem::take(&mut train.canonical).into_iter().collect(),
         val: val_ids,
         val_graphs: val.graphs,
         reference,
@@ -785,23 +797,6 @@ where
         M::READS_GRAPHS,
         &options.stop,
     )?;
-    // For novelty: the training set's canonical SMILES (as long as loading it, for full MOSES),
-    // in chunks, so that Ctrl-C here too ends the run before anything is written.
-    let train_canonical: HashSet<String> = {
-        let refs: Vec<&str> = data.train_smiles.iter().map(String::as_str).collect();
-        let pool = pool(config.data.num_workers.max(1) as usize)?;
-        let mut set = HashSet::with_capacity(refs.len());
-        for chunk in refs.chunks(1 << 16) {
-            if options.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            set.extend(pool.install(|| xp_chem::canonical_set(chunk)));
-        }
-        set
-    };
-    if options.stop.load(Ordering::SeqCst) {
-        return Err(TrainError::Stopped);
-    }
     // indicatif hides the bar by itself when stderr is not a terminal.
     let bar = if options.progress {
         ProgressBar::new(0)
@@ -1109,7 +1104,7 @@ where
             let started = Instant::now();
             let sampled = draw_samples(&valid, &data.vocab, config, epoch, &device);
             let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
-            let scores = xp_chem::quick_metrics(&refs, Some(&train_canonical));
+            let scores = xp_chem::quick_metrics(&refs, Some(&data.train_canonical));
             timing.sampling += started.elapsed();
 
             let started = Instant::now();
@@ -1248,7 +1243,8 @@ where
         let refs: Vec<&str> = sampled.iter().map(String::as_str).collect();
         let reference: Vec<&str> = data.reference.iter().map(String::as_str).collect();
         let reference = xp_chem::ReferenceSet::new(&reference);
-        let metrics = xp_chem::generation_metrics(&refs, Some(&train_canonical), Some(&reference));
+        let metrics =
+            xp_chem::generation_metrics(&refs, Some(&data.train_canonical), Some(&reference));
         let mut metric_pairs = metric_pairs(state.best_val_loss, &metrics);
         metric_pairs.push((EPOCHS_TRAINED_METRIC.to_owned(), state.epoch as f64));
         if let Some(r) = reconstruct_val(&best) {
@@ -1612,7 +1608,7 @@ mod tests {
                 .collect(),
             vocab,
             train_graphs: Vec::new(),
-            train_smiles: Vec::new(),
+            train_canonical: HashSet::new(),
             val: Vec::new(),
             val_graphs: Vec::new(),
             reference: Vec::new(),
