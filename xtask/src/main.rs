@@ -78,8 +78,11 @@ enum Command {
 #[derive(clap::Args)]
 struct TrainArgs {
     /// Config file (default: the bundled default experiment).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     config: Option<PathBuf>,
+    /// The config file, given without `--config`.
+    #[arg(value_name = "FILE", conflicts_with = "resume")]
+    file: Option<PathBuf>,
     /// Override one key, e.g. `--set training.epochs=3` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -122,7 +125,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Test => test::run(),
-        Command::Train(args) => train::run(args.config, args.overrides, args.resume, args.sweeps),
+        Command::Train(args) => match args.file {
+            // A run directory where a config file goes: the user means to go on with that run.
+            Some(dir) if dir.is_dir() => Err(anyhow::anyhow!(
+                "{} is a folder, not a config file; to go on from a run, pass it as `--resume {}`",
+                dir.display(),
+                dir.display()
+            )),
+            file => train::run(
+                args.config.or(file),
+                args.overrides,
+                args.resume,
+                args.sweeps,
+            ),
+        },
         Command::Codegen { check } => codegen::run(check),
         Command::Config(cmd) => return config::run(cmd),
         Command::Fixtures => fixtures::run(),

@@ -234,6 +234,49 @@ fn tiny_train_args(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+fn train_takes_its_config_file_without_the_flag_and_points_a_run_folder_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mine.toml");
+    let default = std::fs::read_to_string(root().join("fixtures/configs/default.toml")).unwrap();
+    assert!(default.contains("name = \"moses_charrnn\""));
+    let mine = default.replace("name = \"moses_charrnn\"", "name = \"from_the_file\"");
+    std::fs::write(&config, mine).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("train")
+        .arg(&config)
+        .args(tiny_train_args(dir.path()))
+        .args(["--set", "training.epochs=1", "--set"])
+        .arg(format!(
+            "data.test_path={}",
+            root().join("fixtures/data/test.csv").display()
+        ))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runs: Vec<String> = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("from_the_file_"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    // A run directory given that way is a mistake for --resume, and said to be.
+    let run_dir = dir.path().join("results").join(&runs[0]);
+    let out = xtask(&["train", run_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "is a folder, not a config file; to go on from a run, pass it as `--resume {}`",
+            run_dir.display()
+        )),
+        "{stderr}"
+    );
+    let out = xtask(&["train", "a.toml", "--config", "b.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn a_vae_s_epoch_lines_say_how_much_its_code_carries() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
