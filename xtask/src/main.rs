@@ -41,7 +41,7 @@ struct Cli {
 enum Command {
     /// Everything CI checks: formatting, clippy, tests, generated files, oracle checks.
     Test,
-    /// Train the default experiment (or the config file F); --resume RUN_DIR goes on from a checkpoint.
+    /// Train the default experiment or a config file; --resume RUN_DIR goes on from a checkpoint.
     Train(TrainArgs),
     /// Regenerate the files derived from the code (config schema, key reference, default config).
     Codegen {
