@@ -260,26 +260,34 @@ fn check_value_kind(expr: &str, filter: &Filter, records: &[Entry]) -> anyhow::R
         Value::Object(_) => "a table",
     };
     let path = filter.path();
-    let held: Vec<Value> = records
+    // (kind, as written) of the value each result holds there; a metric is a number, NaN too.
+    let held: Vec<(&str, String)> = records
         .iter()
         .filter_map(|e| match path.strip_prefix("metrics.") {
-            Some(metric) => e.record.metrics.get(metric).map(|&m| json!(m)),
-            None => e.record.config_value(path).cloned(),
+            Some(metric) => e
+                .record
+                .metrics
+                .get(metric)
+                .map(|&m| ("a number", number_text(m))),
+            None => e
+                .record
+                .config_value(path)
+                .map(|v| (kind(v), v.to_string())),
         })
         .collect();
     let wanted = kind(filter.value());
-    if held.is_empty() || held.iter().any(|v| kind(v) == wanted) {
+    if held.is_empty() || held.iter().any(|(k, _)| *k == wanted) {
         return Ok(());
     }
     let mut kinds: Vec<&str> = Vec::new();
-    for v in &held {
-        if !kinds.contains(&kind(v)) {
-            kinds.push(kind(v));
+    for (k, _) in &held {
+        if !kinds.contains(k) {
+            kinds.push(k);
         }
     }
-    let example = &held[0];
-    let fix = match example {
-        Value::String(_) => format!(
+    let (example_kind, example) = &held[0];
+    let fix = match *example_kind {
+        "text" => format!(
             "; to compare text, quote the value: `{path} {} \"{}\"`",
             filter.operator(),
             match filter.value() {

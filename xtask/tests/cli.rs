@@ -1355,6 +1355,12 @@ fn results_filter_with_a_value_of_another_kind_fails_saying_what_the_key_holds()
             "metrics.validity >= high",
             "`metrics.validity` holds a number (such as 0.575425), never text like \"high\"",
         ),
+        (
+            // The one result this name picks has a NaN val_loss: a number still.
+            &["--experiment", "moses_autoregressive_11", "list"][..],
+            "metrics.val_loss > low",
+            "`metrics.val_loss` holds a number (such as NaN), never text like \"low\"",
+        ),
     ] {
         let mut args = vec!["results", "--dir", d, "--filter", filter];
         args.extend(command);
