@@ -1279,6 +1279,18 @@ fn results_unknown_metric_fails_with_a_suggestion() {
     );
 }
 
+/// Runs `results --dir D --filter FILTER COMMAND...` and checks that it fails (exit 1, nothing
+/// on stdout) with `says` on stderr.
+fn results_filter_fails(d: &str, command: &[&str], filter: &str, says: &str) {
+    let mut args = vec!["results", "--dir", d, "--filter", filter];
+    args.extend(command);
+    let out = xtask(&args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
+    assert!(stderr.contains(says), "{filter}: {stderr}");
+    assert!(out.stdout.is_empty(), "{filter}");
+}
+
 #[test]
 fn results_filter_on_a_key_no_result_has_fails_with_a_suggestion() {
     let dir = seed_log_dir();
@@ -1301,13 +1313,7 @@ fn results_filter_on_a_key_no_result_has_fails_with_a_suggestion() {
             "filter `zzz != 1`: no result has the config key `zzz`",
         ),
     ] {
-        let mut args = vec!["results", "--dir", d, "--filter", filter];
-        args.extend(command);
-        let out = xtask(&args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
-        assert!(stderr.contains(says), "{filter}: {stderr}");
-        assert!(out.stdout.is_empty(), "{filter}");
+        results_filter_fails(d, command, filter, says);
     }
     // As does an experiment glob no name matches.
     let out = xtask(&["results", "--dir", d, "--experiment", "moses_vea_*", "list"]);
@@ -1362,13 +1368,7 @@ fn results_filter_with_a_value_of_another_kind_fails_saying_what_the_key_holds()
             "`metrics.val_loss` holds a number (such as NaN), never text like \"low\"",
         ),
     ] {
-        let mut args = vec!["results", "--dir", d, "--filter", filter];
-        args.extend(command);
-        let out = xtask(&args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{filter}: {stderr}");
-        assert!(stderr.contains(says), "{filter}: {stderr}");
-        assert!(out.stdout.is_empty(), "{filter}");
+        results_filter_fails(d, command, filter, says);
     }
     // `!=` a value of another kind passes every result that has the key: no error.
     let out = xtask(&[
