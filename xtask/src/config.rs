@@ -26,12 +26,31 @@ pub struct ConfigArgs {
     overrides: Vec<String>,
 }
 
+/// A config file given as a plain argument, checked to exist: a word that is no file there is
+/// more often a stray part of a `--set` (`--set training.epochs= 3`) than a missing config.
+pub fn plain_config_file(file: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>> {
+    match file {
+        Some(path) if !path.exists() => anyhow::bail!(
+            "no config file `{}`: the one plain argument is a config file; set a key with `--set KEY=VALUE` (no spaces)",
+            path.display()
+        ),
+        file => Ok(file),
+    }
+}
+
 pub fn run(command: ConfigCommand) -> ExitCode {
     let (args, show) = match command {
         ConfigCommand::Check(a) => (a, false),
         ConfigCommand::Show(a) => (a, true),
     };
-    let path = args.config.or(args.file);
+    let file = match plain_config_file(args.file) {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = args.config.or(file);
     match xp_config::create_config(path.as_deref(), &args.overrides) {
         Ok(config) if show => {
             print!("{}", config.to_toml_string());

@@ -132,12 +132,14 @@ fn main() -> ExitCode {
                 dir.display(),
                 dir.display()
             )),
-            file => train::run(
-                args.config.or(file),
-                args.overrides,
-                args.resume,
-                args.sweeps,
-            ),
+            file => config::plain_config_file(file).and_then(|file| {
+                train::run(
+                    args.config.or(file),
+                    args.overrides,
+                    args.resume,
+                    args.sweeps,
+                )
+            }),
         },
         Command::Codegen { check } => codegen::run(check),
         Command::Config(cmd) => return config::run(cmd),

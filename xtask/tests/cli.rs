@@ -274,6 +274,21 @@ fn train_takes_its_config_file_without_the_flag_and_points_a_run_folder_to_resum
     );
     let out = xtask(&["train", "a.toml", "--config", "b.toml"]);
     assert_eq!(out.status.code(), Some(2));
+    // A plain word that is no file is taken for a stray part of a --set, and said to be.
+    for args in [
+        &["train", "--set", "training.epochs=", "3"][..],
+        &["config", "check", "--set", "seed=", "3"][..],
+    ] {
+        let out = xtask(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(
+                "no config file `3`: the one plain argument is a config file; set a key with `--set KEY=VALUE` (no spaces)"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
