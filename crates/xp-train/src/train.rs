@@ -98,6 +98,26 @@ fn final_record_logged(run_dir: &Path, last_epoch: u64, epochs: u32) -> Result<b
     }
 }
 
+/// Whether one of `run_dir`'s hparams rows was written after `checkpoint` was saved: its
+/// `hparams`/`hparams-N` sub-run is younger than the checkpoint's folder. Times that tie (a file
+/// system that keeps whole seconds) count as before, so a row is at worst written twice, never
+/// left out.
+fn hparams_written_after(run_dir: &Path, checkpoint: &Path) -> bool {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let Some(saved) = modified(checkpoint) else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        (name == "hparams" || name.starts_with("hparams-"))
+            && modified(&entry.path()).is_some_and(|written| written > saved)
+    })
+}
+
 /// How to run, beyond the config.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
@@ -1260,7 +1280,16 @@ where
             .collect();
         let hparam_refs: Vec<(&str, f64)> =
             hparam_tags.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        logger.log_hparams(&hparams, &hparam_refs)?;
+        // A resume that only finishes the run, after a process that stopped between its hparams
+        // row and its record, would write that same row (same checkpoint, same samples) again.
+        let row_written = outcome.timing.steps == 0
+            && outcome
+                .last_checkpoint
+                .as_deref()
+                .is_some_and(|saved| hparams_written_after(&run_dir, saved));
+        if !row_written {
+            logger.log_hparams(&hparams, &hparam_refs)?;
+        }
         let samples_path = run_dir.join("samples.txt");
         std::fs::write(&samples_path, sampled.join("\n") + "\n").map_err(|e| {
             TrainError::Other(format!("cannot write {}: {e}", samples_path.display()))

@@ -443,6 +443,9 @@ fn a_run_that_failed_before_its_result_was_logged_is_finished_by_a_resume() {
     assert!(xp_train::is_final_record(&records[0], &run_dir, 2, 2));
     assert!(!xp_train::is_final_record(&records[0], &run_dir, 3, 4));
     assert_eq!(samples_file(&run_dir).len(), 16);
+    // The failed process wrote the hparams row before its record: it is not written twice.
+    assert!(run_dir.join("hparams").is_dir());
+    assert!(!run_dir.join("hparams-2").exists());
 
     // Once logged, a resume has nothing left to do.
     let err = train(&config, &resuming(&run_dir)).unwrap_err();
