@@ -182,14 +182,17 @@ impl ExperimentLogger {
         hparams: &[(String, HParam)],
         metrics: &[(&str, f64)],
     ) -> Result<(), LogError> {
-        let name = (1..)
-            .map(|n| match n {
-                1 => "hparams".to_owned(),
-                n => format!("hparams-{n}"),
-            })
-            .find(|name| !self.run_dir.join(name).exists())
-            .expect("some name is free");
+        let name = hparams_run_name(Self::hparams_runs(&self.run_dir).len() + 1);
         self.writer.add_hparams(hparams, metrics, &name)
+    }
+
+    /// The hparams sub-runs [`log_hparams`](Self::log_hparams) has written in `run_dir`, in the
+    /// order it wrote them.
+    pub fn hparams_runs(run_dir: &Path) -> Vec<PathBuf> {
+        (1..)
+            .map(|n| run_dir.join(hparams_run_name(n)))
+            .take_while(|path| path.exists())
+            .collect()
     }
 
     /// Everything logged so far is in the files.
@@ -205,6 +208,14 @@ impl ExperimentLogger {
     pub fn close(mut self) -> Result<(), LogError> {
         self.flush()?;
         self.writer.close()
+    }
+}
+
+/// The `n`th hparams sub-run's name (from 1): `hparams`, then `hparams-2`, `hparams-3`, ...
+fn hparams_run_name(n: usize) -> String {
+    match n {
+        1 => "hparams".to_owned(),
+        n => format!("hparams-{n}"),
     }
 }
 

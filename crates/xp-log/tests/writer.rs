@@ -413,6 +413,10 @@ fn a_finished_run_resumed_for_more_epochs_gets_a_second_hparams_row() {
     assert_eq!(hparams_epochs(&run_dir.join("hparams")), 2.0);
     assert_eq!(hparams_epochs(&run_dir.join("hparams-2")), 4.0);
     assert!(!run_dir.join("hparams-3").exists());
+    assert_eq!(
+        ExperimentLogger::hparams_runs(&run_dir),
+        [run_dir.join("hparams"), run_dir.join("hparams-2")]
+    );
 }
 
 #[test]

@@ -99,23 +99,16 @@ fn final_record_logged(run_dir: &Path, last_epoch: u64, epochs: u32) -> Result<b
 }
 
 /// Whether one of `run_dir`'s hparams rows was written after `checkpoint` was saved: its
-/// `hparams`/`hparams-N` sub-run is younger than the checkpoint's folder. Times that tie (a file
-/// system that keeps whole seconds) count as before, so a row is at worst written twice, never
-/// left out.
+/// hparams sub-run is younger than the checkpoint's folder. Times that tie (a file system that
+/// keeps whole seconds) count as before, so a row is at worst written twice, never left out.
 fn hparams_written_after(run_dir: &Path, checkpoint: &Path) -> bool {
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let Some(saved) = modified(checkpoint) else {
         return false;
     };
-    let Ok(entries) = std::fs::read_dir(run_dir) else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        (name == "hparams" || name.starts_with("hparams-"))
-            && modified(&entry.path()).is_some_and(|written| written > saved)
-    })
+    ExperimentLogger::hparams_runs(run_dir)
+        .iter()
+        .any(|sub_run| modified(sub_run).is_some_and(|written| written > saved))
 }
 
 /// How to run, beyond the config.
