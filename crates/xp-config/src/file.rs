@@ -369,8 +369,8 @@ impl ExperimentConfig {
             path: path.to_path_buf(),
             error,
         };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(|e| io("create a temporary file beside", e))?;
+        let mut tmp =
+            replacement_beside(dir, path).map_err(|e| io("create a temporary file beside", e))?;
         tmp.write_all(text.as_bytes()).map_err(|e| io("write", e))?;
         tmp.as_file().sync_all().map_err(|e| io("flush", e))?;
         tmp.persist(path).map_err(|e| io("replace", e.error))?;
@@ -423,4 +423,17 @@ impl ExperimentConfig {
         }
         doc.to_string()
     }
+}
+
+/// The temporary file that replaces `path`, in `dir`, with the permissions a plain
+/// `File::create` would give (0666 less the umask), or those of the file it replaces:
+/// tempfile's own 0600 would hide a run's config from the rest of a team.
+fn replacement_beside(dir: &Path, path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(match std::fs::metadata(path) {
+        Ok(existing) => existing.permissions(),
+        Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    });
+    builder.tempfile_in(dir)
 }

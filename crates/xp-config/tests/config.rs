@@ -188,6 +188,25 @@ fn unchanged_config_saves_byte_for_byte() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
 }
 
+/// A saved config is as readable as any file its user creates (a run's `config.toml` is read by
+/// the rest of a team), and replacing a file keeps that file's permissions.
+#[cfg(unix)]
+#[test]
+fn a_saved_config_gets_the_permissions_of_a_plain_new_file_or_keeps_the_replaced_one_s() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let path = dir.path().join("saved.toml");
+    let config = create_config(None, no_overrides()).unwrap();
+    config.save(&path).unwrap();
+    assert_eq!(mode(&path), mode(&plain));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    config.save(&path).unwrap();
+    assert_eq!(mode(&path), 0o640);
+}
+
 #[test]
 fn saving_elsewhere_keeps_relative_data_paths_pointing_at_the_same_files() {
     let saved_dir = tempfile::tempdir().unwrap();
