@@ -14,6 +14,7 @@ mod grid;
 mod invalid;
 mod metrics;
 mod molecule;
+mod prepared;
 mod tokenizer;
 mod vocab;
 
@@ -24,6 +25,7 @@ pub use metrics::{
     GenerationMetrics, MetricEntry, ReferenceSet, canonical_set, generation_metrics, quick_metrics,
 };
 pub use molecule::{ChemError, Fingerprint, MAX_SMILES_LEN, Molecule, canonical_smiles, is_valid};
+pub use prepared::{PreparedSets, PreparedSetsError};
 
 pub use tokenizer::{Token, TokenizeError, tokenize};
 pub use vocab::{BOS, EOS, Encoded, PAD, UNK, Vocabulary};

@@ -12,7 +12,7 @@ use crate::invalid::{InvalidCounts, InvalidKind};
 use crate::molecule::{ChemError, Fingerprint, Molecule, canonical_smiles};
 
 const RADIUS: u32 = 2;
-const BITS: u32 = 1024;
+pub(crate) const BITS: u32 = 1024;
 
 /// The metrics of a set of generated SMILES. `None` where the input does not allow the metric
 /// (no valid molecule; no training or reference set given).
@@ -125,11 +125,11 @@ fn prepare(smiles: &[&str], needs: Needs) -> Vec<Result<Features, InvalidKind>> 
 
 /// The set generated molecules are compared with (MOSES: its test set): fingerprints for SNN,
 /// fragment counts for Frag and scaffold counts for Scaf, computed once.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReferenceSet {
-    fingerprints: Vec<Fingerprint>,
-    fragments: HashMap<String, usize>,
-    scaffolds: HashMap<String, usize>,
+    pub(crate) fingerprints: Vec<Fingerprint>,
+    pub(crate) fragments: HashMap<String, usize>,
+    pub(crate) scaffolds: HashMap<String, usize>,
 }
 
 fn count<I: IntoIterator<Item = String>>(counts: &mut HashMap<String, usize>, items: I) {

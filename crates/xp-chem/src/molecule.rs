@@ -223,6 +223,14 @@ pub fn canonical_smiles(smiles: &str) -> Result<String, ChemError> {
 }
 
 impl Fingerprint {
+    pub(crate) fn words(&self) -> &[u64] {
+        &self.words
+    }
+
+    pub(crate) fn from_words(words: Vec<u64>) -> Self {
+        Fingerprint { words }
+    }
+
     /// Tanimoto similarity: |a ∧ b| / |a ∨ b| (1 for two empty fingerprints, as RDKit).
     pub fn tanimoto(&self, other: &Fingerprint) -> f64 {
         let (mut both, mut either) = (0u32, 0u32);
