@@ -1,4 +1,4 @@
-//! `cargo xtask chem canon|metrics|draw`: the chemistry from the terminal.
+//! `cargo xtask chem canon|metrics|prepare|draw`: the chemistry from the terminal.
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,8 +30,26 @@ pub enum ChemCommand {
         /// Reference set (MOSES: its test split), for SNN, Frag and Scaf.
         #[arg(long)]
         reference: Option<PathBuf>,
+        /// The training and reference sets from `chem prepare`, read in seconds instead of
+        /// computed again.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["train", "reference"])]
+        prepared: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Computes the training and reference sets of `metrics` once and saves them for
+    /// `metrics --prepared FILE` (MOSES's splits take minutes to compute, and seconds to read).
+    #[command(group(clap::ArgGroup::new("sets").required(true).multiple(true).args(["train", "reference"])))]
+    Prepare {
+        /// Training set, for novelty.
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Reference set (MOSES: its test split), for SNN, Frag and Scaf.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// Where to write them; gzip-compressed when the name ends in `.gz`.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
     },
     /// A grid image (PNG) of the first 16 SMILES of standard input, invalid ones skipped, as
     /// RDKit's MolsToGridImage draws them.
@@ -66,7 +84,15 @@ fn read_smiles(path: &Path) -> anyhow::Result<Vec<String>> {
         .with_context(|| format!("reading {}", path.display()))?;
     // (1-based line, field) of every SMILES.
     let mut fields: Vec<(u64, &[u8])> = Vec::new();
-    let first = String::from_utf8_lossy(bytes.split(|&b| b == b'\n').next().unwrap_or_default());
+    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    if xp_chem::PreparedSets::is_header(first_line) {
+        bail!(
+            "{} holds prepared sets from `chem prepare`, not SMILES: pass it as `--prepared {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    let first = String::from_utf8_lossy(first_line);
     if !first.contains(',') {
         let skip_header = first.trim().eq_ignore_ascii_case("smiles");
         // An empty file has no line; a final newline ends the last line.
@@ -106,6 +132,47 @@ fn read_smiles(path: &Path) -> anyhow::Result<Vec<String>> {
         )
     }));
     Ok(texts(path, &fields))
+}
+
+/// The canonical training set of `path`, for novelty; an empty one is refused, as novelty 1
+/// against nothing would mean nothing.
+fn train_set(path: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
+    let set = xp_chem::canonical_set(&as_strs(&read_smiles(path)?));
+    if set.is_empty() {
+        bail!(
+            "{}: no valid SMILES in the training set, so novelty would mean nothing",
+            path.display()
+        );
+    }
+    Ok(set)
+}
+
+/// The reference set of `path`, for SNN, Frag and Scaf; an empty one is refused.
+fn reference_set(path: &Path) -> anyhow::Result<xp_chem::ReferenceSet> {
+    let set = xp_chem::ReferenceSet::new(&as_strs(&read_smiles(path)?));
+    if set.is_empty() {
+        bail!(
+            "{}: no valid SMILES in the reference set, so SNN, Frag and Scaf would mean nothing",
+            path.display()
+        );
+    }
+    Ok(set)
+}
+
+/// The sets `chem prepare` wrote to `path` (gzip-compressed or not, whatever its name).
+fn read_prepared(path: &Path) -> anyhow::Result<xp_chem::PreparedSets> {
+    let input =
+        xp_train::open_data_file(path).with_context(|| format!("reading {}", path.display()))?;
+    xp_chem::PreparedSets::read_from(std::io::BufReader::new(input)).map_err(|err| {
+        let fix = match err {
+            xp_chem::PreparedSetsError::Io(_) => "",
+            xp_chem::PreparedSetsError::NotPrepared(_) => {
+                "; make one with `cargo xtask chem prepare --train T --reference R -o FILE`"
+            }
+            _ => "; make it again with `cargo xtask chem prepare`",
+        };
+        anyhow::anyhow!("{}: {err}{fix}", path.display())
+    })
 }
 
 /// The trimmed text of each field, a field that is not UTF-8 decoded lossily (so it is an invalid
@@ -152,6 +219,55 @@ fn stdin_lines() -> impl Iterator<Item = std::io::Result<Result<String, String>>
 
 pub fn run(command: ChemCommand) -> anyhow::Result<()> {
     match command {
+        ChemCommand::Prepare {
+            train,
+            reference,
+            out,
+        } => {
+            let file = crate::sample::replacement_for(&out, "moses.sets.gz")?;
+            let mut made_from = Vec::new();
+            for (flag, path) in [("--train", &train), ("--reference", &reference)] {
+                if let Some(path) = path {
+                    made_from.push(format!("{flag} {}", path.display()));
+                }
+            }
+            let sets = xp_chem::PreparedSets {
+                train: train.as_deref().map(train_set).transpose()?,
+                reference: reference.as_deref().map(reference_set).transpose()?,
+                description: format!("cargo xtask chem prepare {}", made_from.join(" ")),
+            };
+            let mut bytes = Vec::new();
+            if out.extension().is_some_and(|e| e == "gz") {
+                let mut gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::fast());
+                sets.write_to(&mut gz)?;
+                gz.finish()?;
+            } else {
+                sets.write_to(&mut bytes)?;
+            }
+            crate::sample::write_whole(file, &out, &bytes)?;
+            let count = |n: Option<usize>, what| n.map(|n| format!("{n} {what}"));
+            let counts: Vec<String> = [
+                count(
+                    sets.train.as_ref().map(|t| t.len()),
+                    "distinct training molecules",
+                ),
+                count(
+                    sets.reference.as_ref().map(|r| r.len()),
+                    "reference molecules",
+                ),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            eprintln!(
+                "wrote {} ({}; {:.1} MB): score against it with `cargo xtask chem metrics --generated FILE --prepared {}`",
+                out.display(),
+                counts.join(", "),
+                bytes.len() as f64 / 1e6,
+                out.display()
+            );
+            Ok(())
+        }
         ChemCommand::Draw {
             out,
             legends,
@@ -266,6 +382,7 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             generated,
             train,
             reference,
+            prepared,
             format,
         } => {
             let generated_path = generated;
@@ -273,32 +390,15 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             if generated.is_empty() {
                 bail!("{}: no SMILES in it", generated_path.display());
             }
-            // An empty set would give novelty 1 or SNN 0 that mean nothing: refuse it.
-            let train = match train {
+            let (train, reference) = match prepared {
                 Some(path) => {
-                    let set = xp_chem::canonical_set(&as_strs(&read_smiles(&path)?));
-                    if set.is_empty() {
-                        bail!(
-                            "{}: no valid SMILES in the training set, so novelty would mean nothing",
-                            path.display()
-                        );
-                    }
-                    Some(set)
+                    let sets = read_prepared(&path)?;
+                    (sets.train, sets.reference)
                 }
-                None => None,
-            };
-            let reference = match reference {
-                Some(path) => {
-                    let set = xp_chem::ReferenceSet::new(&as_strs(&read_smiles(&path)?));
-                    if set.is_empty() {
-                        bail!(
-                            "{}: no valid SMILES in the reference set, so SNN, Frag and Scaf would mean nothing",
-                            path.display()
-                        );
-                    }
-                    Some(set)
-                }
-                None => None,
+                None => (
+                    train.as_deref().map(train_set).transpose()?,
+                    reference.as_deref().map(reference_set).transpose()?,
+                ),
             };
             let m = xp_chem::generation_metrics(
                 &as_strs(&generated),

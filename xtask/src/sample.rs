@@ -70,26 +70,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     }
     // The output's temporary file, made before drawing so that a bad -o fails at once, not after.
     let out_file = match &args.out {
-        Some(out) => {
-            let folder = parent_folder(out);
-            if !folder.is_dir() {
-                bail!(
-                    "cannot write {}: the folder {} does not exist",
-                    out.display(),
-                    folder.display()
-                );
-            }
-            if out.is_dir() {
-                bail!(
-                    "cannot write {}: it is a folder; give a file, such as {}",
-                    out.display(),
-                    out.join("samples.txt").display()
-                );
-            }
-            let tmp = tempfile::NamedTempFile::new_in(folder)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            Some((out, tmp))
-        }
+        Some(out) => Some((out, replacement_for(out, "samples.txt")?)),
         None => None,
     };
     let options = GenerateOptions {
@@ -186,9 +167,48 @@ fn parent_folder(path: &Path) -> PathBuf {
     }
 }
 
+/// The temporary file, beside `out`, that [`write_whole`] renames to `out`: made before the work
+/// that fills it, so that an output that cannot be written fails at once, not after. A folder
+/// given as `out` gets `example` (a file name) as the fix.
+pub(crate) fn replacement_for(
+    out: &Path,
+    example: &str,
+) -> anyhow::Result<tempfile::NamedTempFile> {
+    let folder = parent_folder(out);
+    if !folder.is_dir() {
+        bail!(
+            "cannot write {}: the folder {} does not exist",
+            out.display(),
+            folder.display()
+        );
+    }
+    if out.is_dir() {
+        bail!(
+            "cannot write {}: it is a folder; give a file, such as {}",
+            out.display(),
+            out.join(example).display()
+        );
+    }
+    // The permissions a plain `File::create` would give (0666 less the umask), or those of the
+    // file replaced: tempfile's own 0600 would hide the output from the rest of a team.
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(match std::fs::metadata(out) {
+        Ok(existing) => existing.permissions(),
+        Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    });
+    builder
+        .tempfile_in(folder)
+        .with_context(|| format!("cannot write {}", out.display()))
+}
+
 /// Writes `bytes` to `path` through `tmp`, a temporary file in the same folder, and a rename, so
 /// a failure or Ctrl-C never leaves a partial file in place of an earlier one.
-fn write_whole(mut tmp: tempfile::NamedTempFile, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_whole(
+    mut tmp: tempfile::NamedTempFile,
+    path: &Path,
+    bytes: &[u8],
+) -> anyhow::Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;

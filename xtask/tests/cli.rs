@@ -1649,3 +1649,168 @@ fn chem_metrics_reads_csv_columns_and_gzip_and_refuses_empty_sets() {
         );
     }
 }
+
+#[test]
+fn chem_prepare_saves_the_sets_that_metrics_would_compute_and_metrics_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (train, reference) = ("fixtures/data/train.csv", "fixtures/data/test.csv");
+    let generated = path("gen.txt");
+    std::fs::write(
+        &generated,
+        "CCO\nc1ccccc1\nO=C(C1CCCCC1)N1CC(=O)N2CCCc3ccccc3C2C1\nC1CC\n",
+    )
+    .unwrap();
+    let metrics = |args: &[&str]| {
+        let mut all = vec![
+            "chem",
+            "metrics",
+            "--format",
+            "json",
+            "--generated",
+            &generated,
+        ];
+        all.extend_from_slice(args);
+        xtask(&all)
+    };
+    let computed = metrics(&["--train", train, "--reference", reference]);
+    assert_eq!(
+        computed.status.code(),
+        Some(0),
+        "{}",
+        text(&computed.stderr)
+    );
+    // Compressed or not (by the name), read back by content.
+    for name in ["moses.sets.gz", "moses.sets"] {
+        let sets = path(name);
+        let out = xtask(&[
+            "chem",
+            "prepare",
+            "--train",
+            train,
+            "--reference",
+            reference,
+            "-o",
+            &sets,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "wrote {sets} (20000 distinct training molecules, 2000 reference molecules;"
+            )),
+            "{}",
+            text(&out.stderr)
+        );
+        let bytes = std::fs::read(&sets).unwrap();
+        assert_eq!(bytes.starts_with(&[0x1f, 0x8b]), name.ends_with(".gz"));
+        // As readable as any new file (tempfile's own mode is 0600).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = path("plain");
+            std::fs::File::create(&plain).unwrap();
+            let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&sets), mode(&plain));
+        }
+        let from_file = metrics(&["--prepared", &sets]);
+        assert_eq!(
+            from_file.status.code(),
+            Some(0),
+            "{}",
+            text(&from_file.stderr)
+        );
+        assert_eq!(text(&from_file.stdout), text(&computed.stdout));
+    }
+
+    // Only a reference: novelty is left out, as without --train.
+    let sets = path("reference-only.sets");
+    let out = xtask(&["chem", "prepare", "--reference", reference, "-o", &sets]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let m: serde_json::Value =
+        serde_json::from_slice(&metrics(&["--prepared", &sets]).stdout).unwrap();
+    assert!(m["novelty"].is_null() && m["snn"].is_number(), "{m}");
+
+    // Mistakes get the fix.
+    let sets = path("moses.sets.gz");
+    let cases: [(Vec<&str>, String); 5] = [
+        (
+            vec![
+                "chem",
+                "metrics",
+                "--generated",
+                &generated,
+                "--reference",
+                &sets,
+            ],
+            format!(
+                "{sets} holds prepared sets from `chem prepare`, not SMILES: pass it as `--prepared {sets}`"
+            ),
+        ),
+        (
+            vec![
+                "chem",
+                "metrics",
+                "--generated",
+                &generated,
+                "--prepared",
+                train,
+            ],
+            format!(
+                "{train}: not a prepared-sets file (its first line is not the header `cargo xtask chem prepare` writes); make one with `cargo xtask chem prepare --train T --reference R -o FILE`"
+            ),
+        ),
+        (
+            vec![
+                "chem",
+                "metrics",
+                "--generated",
+                &generated,
+                "--prepared",
+                &sets,
+                "--train",
+                train,
+            ],
+            "the argument '--prepared <FILE>' cannot be used with '--train <TRAIN>'".to_owned(),
+        ),
+        (
+            vec!["chem", "prepare", "-o", &sets],
+            "the following required arguments were not provided:\n  <--train <TRAIN>|--reference <REFERENCE>>".to_owned(),
+        ),
+        (
+            vec![
+                "chem",
+                "prepare",
+                "--train",
+                train,
+                "-o",
+                dir.path().to_str().unwrap(),
+            ],
+            format!(
+                "it is a folder; give a file, such as {}",
+                path("moses.sets.gz")
+            ),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = xtask(&args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(&expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A file cut short is an error, never a smaller set.
+    let whole = std::fs::read(path("moses.sets")).unwrap();
+    let cut = path("cut.sets");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let out = metrics(&["--prepared", &cut]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{cut}: damaged body: it ends too soon (a file cut short?); make it again with `cargo xtask chem prepare`"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
