@@ -1732,44 +1732,20 @@ fn chem_prepare_saves_the_sets_that_metrics_would_compute_and_metrics_reads_them
 
     // Mistakes get the fix.
     let sets = path("moses.sets.gz");
+    fn scoring<'a>(generated: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+        [&["chem", "metrics", "--generated", generated], rest].concat()
+    }
     let cases: [(Vec<&str>, String); 5] = [
         (
-            vec![
-                "chem",
-                "metrics",
-                "--generated",
-                &generated,
-                "--reference",
-                &sets,
-            ],
-            format!(
-                "{sets} holds prepared sets from `chem prepare`, not SMILES: pass it as `--prepared {sets}`"
-            ),
+            scoring(&generated, &["--reference", &sets]),
+            format!("{sets} holds prepared sets from `chem prepare`, not SMILES: pass it as `--prepared {sets}`"),
         ),
         (
-            vec![
-                "chem",
-                "metrics",
-                "--generated",
-                &generated,
-                "--prepared",
-                train,
-            ],
-            format!(
-                "{train}: not a prepared-sets file (its first line is not the header `cargo xtask chem prepare` writes); make one with `cargo xtask chem prepare --train T --reference R -o FILE`"
-            ),
+            scoring(&generated, &["--prepared", train]),
+            format!("{train}: not a prepared-sets file (its first line is not the header `cargo xtask chem prepare` writes); make one with `cargo xtask chem prepare --train T --reference R -o FILE`"),
         ),
         (
-            vec![
-                "chem",
-                "metrics",
-                "--generated",
-                &generated,
-                "--prepared",
-                &sets,
-                "--train",
-                train,
-            ],
+            scoring(&generated, &["--prepared", &sets, "--train", train]),
             "the argument '--prepared <FILE>' cannot be used with '--train <TRAIN>'".to_owned(),
         ),
         (
@@ -1777,18 +1753,8 @@ fn chem_prepare_saves_the_sets_that_metrics_would_compute_and_metrics_reads_them
             "the following required arguments were not provided:\n  <--train <TRAIN>|--reference <REFERENCE>>".to_owned(),
         ),
         (
-            vec![
-                "chem",
-                "prepare",
-                "--train",
-                train,
-                "-o",
-                dir.path().to_str().unwrap(),
-            ],
-            format!(
-                "it is a folder; give a file, such as {}",
-                path("moses.sets.gz")
-            ),
+            vec!["chem", "prepare", "--train", train, "-o", dir.path().to_str().unwrap()],
+            format!("it is a folder; give a file, such as {}", path("moses.sets.gz")),
         ),
     ];
     for (args, expected) in cases {
