@@ -8,7 +8,7 @@
 //! body is parsed, then the body.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,8 @@ use crate::molecule::Fingerprint;
 
 /// The header's `format`: what marks a prepared-sets file.
 const FORMAT: &str = "xp-chem prepared sets";
+/// The longest header line read.
+const HEADER_LIMIT: u64 = 64 * 1024;
 /// Bumped whenever the body's layout changes.
 const VERSION: u32 = 1;
 /// What computed the sets: a file from another engine or other fingerprint settings would give
@@ -121,8 +123,13 @@ impl PreparedSets {
 
     /// Reads what [`write_to`](Self::write_to) wrote, refusing another format version or engine.
     pub fn read_from(mut input: impl BufRead) -> Result<Self, PreparedSetsError> {
+        // A header is a few hundred bytes: a file with no line break early on (a binary file
+        // passed by mistake) is not read whole to find one.
         let mut first = Vec::new();
-        input.read_until(b'\n', &mut first)?;
+        input
+            .by_ref()
+            .take(HEADER_LIMIT)
+            .read_until(b'\n', &mut first)?;
         let header: Header = serde_json::from_slice(&first).map_err(|e| {
             PreparedSetsError::NotPrepared(if Self::is_header(&first) {
                 format!("its header does not read: {e}")
@@ -305,6 +312,13 @@ mod tests {
             "not a prepared-sets file (its first line is not the header `cargo xtask chem prepare` writes)"
         );
         assert!(!PreparedSets::is_header(b"smiles"));
+        // A long file without a line break is not read whole.
+        let mut endless = std::io::repeat(b'x').take(1 << 40);
+        let mut reader = std::io::BufReader::new(&mut endless);
+        assert!(matches!(
+            PreparedSets::read_from(&mut reader),
+            Err(PreparedSetsError::NotPrepared(_))
+        ));
         assert_eq!(
             err(b""),
             "not a prepared-sets file (its first line is not the header `cargo xtask chem prepare` writes)"
