@@ -295,6 +295,25 @@ impl pulp::WithSimd for SimilaritySums<'_> {
     }
 }
 
+/// Terms per parallel task in [`ordered_sum`].
+const SUM_CHUNK: usize = 64;
+
+/// The sums of `term(0) .. term(n - 1)`, computed in parallel but always added in the same
+/// order: rayon's own `sum` splits the work by the number of threads and by stealing, and a
+/// float sum's last bits depend on its order, so SNN and IntDiv would differ between machines.
+fn ordered_sum(n: usize, term: impl Fn(usize) -> (f64, f64) + Sync) -> (f64, f64) {
+    let add = |x: (f64, f64), y: (f64, f64)| (x.0 + y.0, x.1 + y.1);
+    let chunks: Vec<(f64, f64)> = (0..n.div_ceil(SUM_CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            (c * SUM_CHUNK..n.min((c + 1) * SUM_CHUNK))
+                .map(&term)
+                .fold((0.0, 0.0), add)
+        })
+        .collect();
+    chunks.into_iter().fold((0.0, 0.0), add)
+}
+
 /// MOSES's `internal_diversity` for p = 1 and p = 2 (IntDiv1, IntDiv2): over all ordered pairs,
 /// each molecule with itself included. Tanimoto is symmetric and 1 on the diagonal, so one pass
 /// over the pairs i < j gives both.
@@ -302,16 +321,12 @@ fn internal_diversity(fps: &[Packed], arch: pulp::Arch) -> Option<(f64, f64)> {
     if fps.is_empty() {
         return None;
     }
-    let (sum, sum_sq) = fps
-        .par_iter()
-        .enumerate()
-        .map(|(i, query)| {
-            arch.dispatch(SimilaritySums {
-                query,
-                others: &fps[i + 1..],
-            })
+    let (sum, sum_sq) = ordered_sum(fps.len(), |i| {
+        arch.dispatch(SimilaritySums {
+            query: &fps[i],
+            others: &fps[i + 1..],
         })
-        .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+    });
     let n = fps.len() as f64;
     let pairs = n * n;
     let mean = (n + 2.0 * sum) / pairs;
@@ -376,15 +391,13 @@ fn metrics_of(
         .filter(|r| !r.is_empty() && !fps.is_empty())
         .map(|reference| {
             let reference: Vec<Packed> = reference.fingerprints.iter().map(Packed::new).collect();
-            let total: f64 = fps
-                .par_iter()
-                .map(|query| {
-                    arch.dispatch(Nearest {
-                        query,
-                        reference: &reference,
-                    })
-                })
-                .sum();
+            let (total, _) = ordered_sum(fps.len(), |i| {
+                let nearest = arch.dispatch(Nearest {
+                    query: &fps[i],
+                    reference: &reference,
+                });
+                (nearest, 0.0)
+            });
             total / fps.len() as f64
         });
     let int_div = internal_diversity(&fps, arch);

@@ -489,3 +489,31 @@ fn frag_is_the_cosine_similarity_of_fragment_counts() {
     assert!((m.frag.unwrap() - expected).abs() < 1e-12, "{:?}", m.frag);
     assert_eq!(generation_metrics(&["CCO"], None, None).frag, None);
 }
+
+#[test]
+fn metrics_do_not_depend_on_the_number_of_threads() {
+    // SNN and IntDiv add up hundreds of similarities in parallel; the order of a float sum
+    // changes its last bits, so the work must be split the same way on any machine.
+    let smiles = fixture_smiles();
+    let generated: Vec<&str> = smiles[..300].iter().map(String::as_str).collect();
+    let reference: Vec<&str> = smiles[300..].iter().map(String::as_str).collect();
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let reference = ReferenceSet::new(&reference);
+            generation_metrics(&generated, None, Some(&reference))
+        })
+    };
+    let alone = on(1);
+    assert!(alone.snn.is_some() && alone.int_div2.is_some());
+    for threads in [2, 3, 4, 7] {
+        let other = on(threads);
+        let bits =
+            |m: &GenerationMetrics| [m.snn, m.int_div1, m.int_div2].map(|v| v.map(f64::to_bits));
+        assert_eq!(bits(&other), bits(&alone), "{threads} threads");
+        assert_eq!(other, alone, "{threads} threads");
+    }
+}
