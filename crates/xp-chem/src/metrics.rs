@@ -179,14 +179,14 @@ fn cosine_similarity(a: &HashMap<String, usize>, b: &HashMap<String, usize>) -> 
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    let norm = |m: &HashMap<String, usize>| m.values().map(|&v| (v as f64).powi(2)).sum::<f64>();
-    // A fold from +0.0, not `sum()`: Rust's float sum starts at -0.0, and two sets with nothing
-    // in common would score -0.0, printed as "-0.000".
-    let dot = a
+    // Exact integer sums: a map's order changes from run to run, and float sums of large counts
+    // would then differ in their last bits. Two sets with nothing in common score +0.0.
+    let norm = |m: &HashMap<String, usize>| m.values().map(|&v| (v as u128).pow(2)).sum::<u128>();
+    let dot: u128 = a
         .iter()
-        .filter_map(|(k, &v)| Some(v as f64 * *b.get(k)? as f64))
-        .fold(0.0, |total, x| total + x);
-    Some(dot / (norm(a) * norm(b)).sqrt())
+        .filter_map(|(k, &v)| Some(v as u128 * *b.get(k)? as u128))
+        .sum();
+    Some(dot as f64 / (norm(a) as f64 * norm(b) as f64).sqrt())
 }
 
 /// Canonical SMILES of the valid inputs: the training set as novelty compares against it.
@@ -474,5 +474,29 @@ mod tests {
             }
         }
         assert_eq!(all[6].tanimoto(&all[7]), 1.0);
+    }
+
+    #[test]
+    fn cosine_similarity_does_not_depend_on_the_order_of_the_counts() {
+        // Counts this large have squares beyond f64's exact integers, where a float sum's value
+        // depends on the order it adds them in, and a map's order changes with each map.
+        let counts = |count: &dyn Fn(usize) -> usize| -> HashMap<String, usize> {
+            (0..2000).map(|i| (format!("f{i}"), count(i))).collect()
+        };
+        let a = counts(&|i| 100_000_000 + 7919 * i);
+        let b = counts(&|i| 100_000_000 * (1 + i % 3) + 13);
+        let first = cosine_similarity(&a, &b).unwrap();
+        for _ in 0..20 {
+            // The same counts, each map with its own random order.
+            let (a2, b2): (HashMap<_, _>, HashMap<_, _>) = (
+                a.clone().into_iter().collect(),
+                b.clone().into_iter().collect(),
+            );
+            assert_eq!(
+                cosine_similarity(&a2, &b2).unwrap().to_bits(),
+                first.to_bits()
+            );
+        }
+        assert!(first > 0.5 && first < 1.0, "{first}");
     }
 }
