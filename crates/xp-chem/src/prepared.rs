@@ -153,13 +153,17 @@ impl PreparedSets {
                 found: header.engine,
             });
         }
-        let body: Body = serde_json::from_reader(input).map_err(|e| {
+        // Parsing from memory is several times faster than serde_json's reader.
+        let mut text = Vec::new();
+        input.read_to_end(&mut text)?;
+        let body: Body = serde_json::from_slice(&text).map_err(|e| {
             PreparedSetsError::Body(if e.is_eof() {
                 "it ends too soon (a file cut short?)".to_owned()
             } else {
                 e.to_string()
             })
         })?;
+        drop(text);
         let reference = match body.reference {
             Some(r) => Some(ReferenceSet {
                 fingerprints: r
