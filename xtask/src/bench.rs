@@ -40,7 +40,7 @@ pub fn run(target: Target) -> anyhow::Result<()> {
 }
 
 pub(crate) fn python_json(cmd: &mut Command) -> anyhow::Result<Value> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    let out = crate::interrupt::output(cmd).with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -229,10 +229,11 @@ fn write_log(dir: &Path, n: usize, config: &Value) -> anyhow::Result<()> {
 /// Seconds `dd` takes with these arguments.
 fn dd(args: &[&str]) -> anyhow::Result<f64> {
     let (t, out) = seconds(|| {
-        Command::new("dd")
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .status()
+        crate::interrupt::status(
+            Command::new("dd")
+                .args(args)
+                .stderr(std::process::Stdio::null()),
+        )
     });
     if !out.context("running dd")?.success() {
         bail!("dd {args:?} failed");
@@ -242,7 +243,7 @@ fn dd(args: &[&str]) -> anyhow::Result<f64> {
 
 /// Drops the page cache when allowed (root outside a container), so reads come from the disk.
 fn drop_caches() -> bool {
-    Command::new("sync").status().is_ok_and(|s| s.success())
+    crate::interrupt::status(&mut Command::new("sync")).is_ok_and(|s| s.success())
         && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
 
@@ -275,7 +276,7 @@ fn ckpt() -> anyhow::Result<()> {
     // almost for free, so `dd if=/dev/zero` would measure that, not the disk).
     let source = work.path().join("source.bin");
     std::fs::write(&source, noise(1024 * MIB))?;
-    Command::new("sync").status()?;
+    crate::interrupt::status(&mut Command::new("sync"))?;
     let (if_arg, of_arg) = (
         format!("if={}", source.display()),
         format!("of={}", work.path().join("dd.bin").display()),
@@ -289,7 +290,7 @@ fn ckpt() -> anyhow::Result<()> {
         .with_payload("optimizer", noise(256 * MIB))
         .with_metric("val_loss", 0.5)
         .with_config("name = \"bench\"\n");
-    Command::new("sync").status()?;
+    crate::interrupt::status(&mut Command::new("sync"))?;
     let mut manager = CheckpointManager::open(work.path().join("ckpt"), 2, "val_loss", Mode::Min)?;
     let (save_t, saved) = seconds(|| manager.save(&ckpt));
     let saved = saved?;
@@ -335,20 +336,21 @@ fn ckpt() -> anyhow::Result<()> {
         "crash test: {rounds} rounds of SIGKILL at random moments, then reopen and verify ..."
     );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args([
-            "test",
-            "--release",
-            "-q",
-            "-p",
-            "xp-ckpt",
-            "--test",
-            "crash",
-            "killed",
-        ])
-        .env("XP_CKPT_CRASH_ROUNDS", rounds.to_string())
-        .current_dir(crate::root())
-        .status()?;
+    let status = crate::interrupt::status(
+        Command::new(cargo)
+            .args([
+                "test",
+                "--release",
+                "-q",
+                "-p",
+                "xp-ckpt",
+                "--test",
+                "crash",
+                "killed",
+            ])
+            .env("XP_CKPT_CRASH_ROUNDS", rounds.to_string())
+            .current_dir(crate::root()),
+    )?;
     if !status.success() {
         bail!("the crash test failed");
     }

@@ -7,6 +7,7 @@ mod chem;
 mod codegen;
 mod config;
 mod fixtures;
+mod interrupt;
 mod oracle;
 mod results;
 mod runs;
@@ -98,11 +99,12 @@ struct TrainArgs {
 /// Runs these same arguments again from an optimised build of xtask.
 fn rerun_release() -> ExitCode {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = std::process::Command::new(cargo)
-        .args(["run", "--release", "--quiet", "-p", "xtask", "--"])
-        .args(std::env::args_os().skip(1))
-        .current_dir(root())
-        .status();
+    let status = interrupt::status(
+        std::process::Command::new(cargo)
+            .args(["run", "--release", "--quiet", "-p", "xtask", "--"])
+            .args(std::env::args_os().skip(1))
+            .current_dir(root()),
+    );
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
@@ -122,6 +124,10 @@ pub fn root() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = interrupt::watch() {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Test => test::run(),

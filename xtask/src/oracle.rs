@@ -51,7 +51,7 @@ pub fn python() -> anyhow::Result<PathBuf> {
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    let status = crate::interrupt::status(cmd).with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }

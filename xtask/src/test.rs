@@ -51,10 +51,7 @@ pub fn run() -> anyhow::Result<()> {
             // Only here: doctests under `cargo test` read the same variable.
             command.env("RUSTDOCFLAGS", "-D warnings");
         }
-        let status = command
-            .args(*args)
-            .current_dir(&root)
-            .status()
+        let status = crate::interrupt::status(command.args(*args).current_dir(&root))
             .with_context(|| format!("running cargo {}", args.join(" ")))?;
         if !status.success() {
             bail!("{name} failed (cargo {})", args.join(" "));

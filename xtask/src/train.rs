@@ -82,14 +82,14 @@ fn resume_hint(err: &xp_train::TrainError) -> Option<String> {
     ))
 }
 
-/// Options for a new run: progress shown, Ctrl-C handled (once per process), and the test hook
+/// Options for a new run: progress shown, Ctrl-C handled, and the test hook
 /// `XP_TRAIN_STOP_AT_STEP`.
 fn train_options() -> Result<TrainOptions> {
     let stop = Arc::new(AtomicBool::new(false));
     let presses = Arc::new(AtomicUsize::new(0));
     {
         let stop = stop.clone();
-        ctrlc::set_handler(move || {
+        crate::interrupt::on_ctrl_c(move || {
             if presses.fetch_add(1, Ordering::SeqCst) == 0 {
                 stop.store(true, Ordering::SeqCst);
                 eprintln!(
@@ -97,10 +97,9 @@ fn train_options() -> Result<TrainOptions> {
                 );
             } else {
                 eprintln!("\nquitting at once; the last saved checkpoint is intact");
-                std::process::exit(130);
+                std::process::exit(crate::interrupt::INTERRUPTED);
             }
-        })
-        .context("cannot install the Ctrl-C handler")?;
+        });
     }
     let stop_at_step = match std::env::var("XP_TRAIN_STOP_AT_STEP") {
         Ok(v) => Some(

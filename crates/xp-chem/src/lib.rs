@@ -5,6 +5,13 @@
 //! Speed: parsing and writing SMILES allocate many small objects, and glibc's malloc takes about a
 //! third of that time. A binary that sets a faster global allocator gains about 1.3x; `xtask`
 //! uses `mimalloc` (with its `v2` feature).
+//!
+//! Ctrl-C: cosmolkit's substructure search (the filters, BRICS), as RDKit's, installs its own
+//! SIGINT handler around every match and puts back the one it found. When matches run on several
+//! threads at once, its own handler can be what is put back, and it stays: a Ctrl-C then only
+//! cuts the running matches short (wrong Filters and Frag values) and never reaches the program's
+//! handler. A program that handles Ctrl-C should block SIGINT in every thread and wait for it on
+//! one (`sigwait`), as `xtask` does, rather than install a handler.
 
 mod detached;
 mod filters;
