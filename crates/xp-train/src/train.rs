@@ -116,7 +116,9 @@ fn hparams_written_after(run_dir: &Path, checkpoint: &Path) -> bool {
 pub struct TrainOptions {
     /// A run directory to continue from its last checkpoint.
     pub resume: Option<PathBuf>,
-    /// Set (by a Ctrl-C handler) to stop after the current step, save and close.
+    /// Set (on Ctrl-C) to stop after the current step, save and close. Take SIGINT with
+    /// `sigwait` on a thread of your own, as `xtask` does, not with a handler: the final
+    /// evaluation's substructure search swaps SIGINT handlers (see xp-chem's crate docs).
     pub stop: Arc<AtomicBool>,
     /// Show a progress bar and per-epoch lines on stderr.
     pub progress: bool,
