@@ -82,22 +82,26 @@ fn resume_hint(err: &xp_train::TrainError) -> Option<String> {
     ))
 }
 
-/// Options for a new run: progress shown, Ctrl-C handled, and the test hook
+/// Options for a new run: progress shown, Ctrl-C and SIGTERM handled, and the test hook
 /// `XP_TRAIN_STOP_AT_STEP`.
 fn train_options() -> Result<TrainOptions> {
     let stop = Arc::new(AtomicBool::new(false));
     let presses = Arc::new(AtomicUsize::new(0));
     {
         let stop = stop.clone();
-        crate::interrupt::on_ctrl_c(move || {
+        crate::interrupt::on_stop(move |signal| {
+            let by = match signal {
+                nix::sys::signal::Signal::SIGINT => "",
+                _ => " (SIGTERM)",
+            };
             if presses.fetch_add(1, Ordering::SeqCst) == 0 {
                 stop.store(true, Ordering::SeqCst);
                 eprintln!(
-                    "\nstopping: in training after this step, saving a checkpoint; while the data loads at once, writing nothing; in the final evaluation once it ends. Ctrl-C again to quit at once (saved checkpoints stay; `--resume` goes on from them)"
+                    "\nstopping{by}: in training after this step, saving a checkpoint; while the data loads at once, writing nothing; in the final evaluation once it ends. Ctrl-C again to quit at once (saved checkpoints stay; `--resume` goes on from them)"
                 );
             } else {
-                eprintln!("\nquitting at once; the last saved checkpoint is intact");
-                std::process::exit(crate::interrupt::INTERRUPTED);
+                eprintln!("\nquitting at once{by}; the last saved checkpoint is intact");
+                std::process::exit(crate::interrupt::status_after(signal));
             }
         });
     }

@@ -1786,36 +1786,69 @@ fn chem_prepare_saves_the_sets_that_metrics_would_compute_and_metrics_reads_them
 }
 
 #[test]
-fn ctrl_c_ends_a_command_while_substructures_are_matched() {
+fn ctrl_c_and_sigterm_end_a_command_while_substructures_are_matched() {
     // cosmolkit installs its own SIGINT handler around every substructure match (as RDKit does);
     // with matches on several threads its handler stayed, and a Ctrl-C only cut the running
     // matches short: `chem metrics` went on and printed metrics from incomplete matches.
     let dir = tempfile::tempdir().unwrap();
     let train = std::fs::read_to_string(root().join("fixtures/data/train.csv")).unwrap();
     let smiles: Vec<&str> = train.lines().skip(1).collect();
-    // Long enough (minutes of filter matching on two cores) to be running when Ctrl-C comes.
+    // Long enough (minutes of filter matching on two cores) to be running when the signal comes.
     let generated = dir.path().join("generated.txt");
     std::fs::write(
         &generated,
         [smiles.join("\n"), "\n".to_owned()].concat().repeat(3),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["chem", "metrics", "--generated"])
-        .arg(&generated)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["chem", "metrics", "--generated"])
+            .arg(&generated)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "SIG{signal}: {stdout}{stderr}"
+        );
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(!stderr.contains("interrupted"), "{stderr}");
+    }
+}
+
+#[test]
+fn sigterm_stops_training_as_ctrl_c_does() {
+    // A batch scheduler (or `docker stop`) sends SIGTERM before it kills: the run saves and can
+    // be resumed, instead of losing its current epoch.
+    let dir = tempfile::tempdir().unwrap();
+    let (child, run_dir) = start_training(dir.path());
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
-    assert!(stdout.is_empty(), "{stdout}");
-    assert!(!stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("go on with: cargo xtask train --resume"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("stopping (SIGTERM): in training after this step, saving a checkpoint"),
+        "{stderr}"
+    );
+    let (state, epoch) = run_state(dir.path(), &run_dir);
+    assert_eq!(state, "resumable");
+    assert!((1..3).contains(&epoch), "{epoch}");
 }
