@@ -323,6 +323,15 @@ fn a_vae_s_epoch_lines_say_how_much_its_code_carries() {
     assert!(nats > 0.0, "{line}");
 }
 
+/// Sends `signal` (`INT`, `TERM`) to `child`, as Ctrl-C or a scheduler would.
+fn send(signal: &str, child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
 /// Starts `xtask train` on the tiny experiment and waits for its first checkpoint.
 fn start_training(dir: &Path) -> (std::process::Child, PathBuf) {
     let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -407,11 +416,7 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
     // Ctrl-C during the second epoch.
     let (child, run_dir) = start_training(dir.path());
     assert_eq!(run_state(dir.path(), &run_dir), ("training".to_owned(), 1));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send("INT", &child);
     let out = child.wait_with_output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
@@ -1809,11 +1814,7 @@ fn ctrl_c_and_sigterm_end_a_command_while_substructures_are_matched() {
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        send(signal, &child);
         let out = child.wait_with_output().unwrap();
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert_eq!(
@@ -1832,11 +1833,7 @@ fn sigterm_stops_training_as_ctrl_c_does() {
     // be resumed, instead of losing its current epoch.
     let dir = tempfile::tempdir().unwrap();
     let (child, run_dir) = start_training(dir.path());
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send("TERM", &child);
     let out = child.wait_with_output().unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
