@@ -96,7 +96,7 @@ fn ended_by_sigint(status: &ExitStatus) -> bool {
 /// too, and std's `Command` keeps it: with them blocked, `cargo` or Python would outlive a
 /// Ctrl-C or a `kill`. Meanwhile a signal may reach this thread's handler instead of the
 /// watching thread, which ends xtask or (cosmolkit's handler) is lost; a Ctrl-C reaches the child
-/// either way, which ends, and xtask reports that it failed.
+/// either way, and [`status`] and [`output`] end xtask when it ended the child.
 fn unblocked<T>(run: impl FnOnce() -> T) -> T {
     let signals = stop_signals();
     let _ = signals.thread_unblock();
