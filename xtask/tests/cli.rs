@@ -410,29 +410,33 @@ fn resume_to_the_end(dir: &Path, run_dir: &Path) {
     assert_eq!(loss_steps, (0..300).collect::<Vec<_>>());
 }
 
-#[test]
-fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    // Ctrl-C during the second epoch.
-    let (child, run_dir) = start_training(dir.path());
-    assert_eq!(run_state(dir.path(), &run_dir), ("training".to_owned(), 1));
-    send("INT", &child);
+/// Starts the tiny training, sends `signal` during its second epoch and checks that the run
+/// stopped as Ctrl-C stops it: saved, resumable, saying so (its stderr line starts with
+/// `stopping`, e.g. `stopping:`). Returns the run directory.
+fn stop_training_with(signal: &str, stopping: &str, dir: &Path) -> PathBuf {
+    let (child, run_dir) = start_training(dir);
+    assert_eq!(run_state(dir, &run_dir), ("training".to_owned(), 1));
+    send(signal, &child);
     let out = child.wait_with_output().unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("interrupted"), "{stdout}");
     assert!(
         stdout.contains("go on with: cargo xtask train --resume"),
         "{stdout}"
     );
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("stopping: in training after this step, saving a checkpoint"),
-        "{stderr}"
-    );
-    let (state, epoch) = run_state(dir.path(), &run_dir);
+    let said = format!("{stopping} in training after this step, saving a checkpoint");
+    assert!(stderr.contains(&said), "{stderr}");
+    let (state, epoch) = run_state(dir, &run_dir);
     assert_eq!(state, "resumable");
     assert!((1..3).contains(&epoch), "{epoch}");
+    run_dir
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = stop_training_with("INT", "stopping:", dir.path());
     resume_to_the_end(dir.path(), &run_dir);
     assert_eq!(run_state(dir.path(), &run_dir), ("finished".to_owned(), 3));
     let table = xtask_in(dir.path(), &["runs"]);
@@ -1832,20 +1836,5 @@ fn sigterm_stops_training_as_ctrl_c_does() {
     // A batch scheduler (or `docker stop`) sends SIGTERM before it kills: the run saves and can
     // be resumed, instead of losing its current epoch.
     let dir = tempfile::tempdir().unwrap();
-    let (child, run_dir) = start_training(dir.path());
-    send("TERM", &child);
-    let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("go on with: cargo xtask train --resume"),
-        "{stdout}"
-    );
-    assert!(
-        stderr.contains("stopping (SIGTERM): in training after this step, saving a checkpoint"),
-        "{stderr}"
-    );
-    let (state, epoch) = run_state(dir.path(), &run_dir);
-    assert_eq!(state, "resumable");
-    assert!((1..3).contains(&epoch), "{epoch}");
+    stop_training_with("TERM", "stopping (SIGTERM):", dir.path());
 }
