@@ -62,7 +62,7 @@ fn sample_config() -> anyhow::Result<Value> {
 fn results() -> anyhow::Result<()> {
     let python = crate::oracle::python()?;
     let script = crate::root().join("xtask/python/bench_results.py");
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
     let config = sample_config()?;
     println!(
         "bench results: on {} cores",
@@ -254,7 +254,7 @@ fn ckpt() -> anyhow::Result<()> {
     let base = crate::root().join("target/bench-ckpt");
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base)?;
-    let work = tempfile::tempdir_in(&base)?;
+    let work = crate::interrupt::tempdir_in(&base)?;
     let gib = |t: f64| 1024.0 / t;
     println!(
         "bench ckpt: 1 GiB payload set (model 768 MiB + optimizer 256 MiB) in {}",
@@ -360,7 +360,7 @@ fn ckpt() -> anyhow::Result<()> {
 fn log() -> anyhow::Result<()> {
     use xp_log::{EventReader, SummaryWriter};
     let python = crate::oracle::python()?;
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
 
     // End to end: N calls, close (everything written), then check the file holds all N. Best of 3.
     let n: i64 = 5_000_000;

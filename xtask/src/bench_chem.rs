@@ -50,7 +50,7 @@ pub fn chem() -> anyhow::Result<()> {
         .collect();
     let reference: Vec<String> = test_split.iter().take(REFERENCE).cloned().collect();
 
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
     write_lines(&work.path().join("gen.txt"), &generated)?;
     write_lines(&work.path().join("train.txt"), &train)?;
     write_lines(&work.path().join("reference.txt"), &reference)?;

@@ -64,7 +64,7 @@ fn report(label: &str, o: &TrainOutcome) {
 }
 
 pub fn train() -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
     let rows: usize = std::env::var("XP_BENCH_TRAIN_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn check_names_stale_and_missing_files_and_codegen_fixes_them() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::interrupt::tempdir().unwrap();
         let err = run_in(dir.path(), true).unwrap_err().to_string();
         for (rel, _) in generated() {
             assert!(err.contains(rel), "{rel} missing from: {err}");

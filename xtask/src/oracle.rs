@@ -100,7 +100,7 @@ pub fn run_checks(only: Option<Check>) -> anyhow::Result<()> {
 /// xp-train end to end: a short run of each model on a slice of the fixtures, then
 /// check_train.py reads the run directories with TensorBoard, safetensors and pandas.
 fn train(python: &Path) -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
     let w = work.path();
     let head = |name: &str, n: usize| -> anyhow::Result<PathBuf> {
         let rows = fixture(name)?;
@@ -324,7 +324,7 @@ pub(crate) fn as_strs(v: &[String]) -> Vec<&str> {
 /// the sample, and
 /// MOSES's metrics within 1e-3.
 fn chem(python: &Path) -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
     let w = work.path();
     let sample = chem_sample()?;
     let train = fixture("train.csv")?;
@@ -404,7 +404,7 @@ fn chem(python: &Path) -> anyhow::Result<()> {
 /// xp-log against the official TensorBoard reader: the `all_kinds` example writes every kind of
 /// summary, check_tensorboard.py reads them back.
 fn tensorboard(python: &Path) -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     run(Command::new(cargo)
         .args([
@@ -456,7 +456,7 @@ fn answers(dir: &Path) -> anyhow::Result<serde_json::Value> {
 
 /// xp-results against the seed's tracker and pandas, on files written by each side.
 fn results(python: &Path) -> anyhow::Result<()> {
-    let work = tempfile::tempdir()?;
+    let work = crate::interrupt::tempdir()?;
     let w = work.path();
     // The seed writes one file (with missing and NaN metrics) and one where every result has a
     // finite val_loss, so that its own get_best_result can be compared too.

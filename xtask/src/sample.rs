@@ -170,10 +170,7 @@ fn parent_folder(path: &Path) -> PathBuf {
 /// The temporary file, beside `out`, that [`write_whole`] renames to `out`: made before the work
 /// that fills it, so that an output that cannot be written fails at once, not after. A folder
 /// given as `out` gets `example` (a file name) as the fix.
-pub(crate) fn replacement_for(
-    out: &Path,
-    example: &str,
-) -> anyhow::Result<tempfile::NamedTempFile> {
+pub(crate) fn replacement_for(out: &Path, example: &str) -> anyhow::Result<Replacement> {
     let folder = parent_folder(out);
     if !folder.is_dir() {
         bail!(
@@ -197,22 +194,39 @@ pub(crate) fn replacement_for(
         Ok(existing) => existing.permissions(),
         Err(_) => std::os::unix::fs::PermissionsExt::from_mode(0o666),
     });
-    builder
+    let tmp = builder
         .tempfile_in(folder)
-        .with_context(|| format!("cannot write {}", out.display()))
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let listed = crate::interrupt::remove_on_stop(tmp.path());
+    Ok(Replacement {
+        tmp,
+        _listed: listed,
+    })
+}
+
+/// A temporary file from [`replacement_for`], removed if a stop signal ends xtask before
+/// [`write_whole`] puts it in place (it is made before work that can take minutes).
+pub(crate) struct Replacement {
+    // Declared first, dropped first: the file goes before it leaves the list.
+    tmp: tempfile::NamedTempFile,
+    _listed: crate::interrupt::RemovedOnStop,
 }
 
 /// Writes `bytes` to `path` through `tmp`, a temporary file in the same folder, and a rename, so
 /// a failure or Ctrl-C never leaves a partial file in place of an earlier one.
 pub(crate) fn write_whole(
-    mut tmp: tempfile::NamedTempFile,
+    mut replacement: Replacement,
     path: &Path,
     bytes: &[u8],
 ) -> anyhow::Result<()> {
+    let tmp = &mut replacement.tmp;
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
+    // Leaves the list when `replacement._listed` drops, after the rename.
+    replacement
+        .tmp
+        .persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

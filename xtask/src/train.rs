@@ -101,7 +101,7 @@ fn train_options() -> Result<TrainOptions> {
                 );
             } else {
                 eprintln!("\nquitting at once{by}; the last saved checkpoint is intact");
-                std::process::exit(crate::interrupt::status_after(signal));
+                crate::interrupt::exit(signal);
             }
         });
     }

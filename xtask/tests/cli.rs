@@ -1800,15 +1800,7 @@ fn ctrl_c_and_sigterm_end_a_command_while_substructures_are_matched() {
     // with matches on several threads its handler stayed, and a Ctrl-C only cut the running
     // matches short: `chem metrics` went on and printed metrics from incomplete matches.
     let dir = tempfile::tempdir().unwrap();
-    let train = std::fs::read_to_string(root().join("fixtures/data/train.csv")).unwrap();
-    let smiles: Vec<&str> = train.lines().skip(1).collect();
-    // Long enough (minutes of filter matching on two cores) to be running when the signal comes.
-    let generated = dir.path().join("generated.txt");
-    std::fs::write(
-        &generated,
-        [smiles.join("\n"), "\n".to_owned()].concat().repeat(3),
-    )
-    .unwrap();
+    let generated = many_smiles(dir.path());
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
         let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(["chem", "metrics", "--generated"])
@@ -1829,6 +1821,161 @@ fn ctrl_c_and_sigterm_end_a_command_while_substructures_are_matched() {
         assert!(stdout.is_empty(), "{stdout}");
         assert!(!stderr.contains("interrupted"), "{stderr}");
     }
+}
+
+/// The fixture's 60,000 SMILES three times over, in `dir`: minutes of work on two cores, so a
+/// command on them is still running when a signal comes.
+fn many_smiles(dir: &Path) -> PathBuf {
+    let train = std::fs::read_to_string(root().join("fixtures/data/train.csv")).unwrap();
+    let smiles: Vec<&str> = train.lines().skip(1).collect();
+    let path = dir.join("generated.txt");
+    std::fs::write(
+        &path,
+        [smiles.join("\n"), "\n".to_owned()].concat().repeat(3),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_stopped_command_leaves_no_temporary_file_behind() {
+    // `prepare -o` makes its temporary file beside the output before minutes of work; a process
+    // that a signal ends runs no destructors, so xtask removes it itself before it exits.
+    let dir = tempfile::tempdir().unwrap();
+    let reference = many_smiles(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["chem", "prepare", "--reference"])
+            .arg(&reference)
+            .arg("-o")
+            .arg(out.join("sets.gz"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let made = wait_for(|| std::fs::read_dir(&out).unwrap().next().is_some());
+        assert!(made, "no temporary file in {}", out.display());
+        send(signal, &child);
+        let done = child.wait_with_output().unwrap();
+        assert_eq!(done.status.code(), Some(code), "{}", text(&done.stderr));
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "SIG{signal} left {left:?}");
+    }
+}
+
+/// Whether `ready` turned true within 60 seconds.
+fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+/// `xtask test` with a fake `cargo` (through `$CARGO`, as cargo sets it) that writes its pid to
+/// `pid` and sleeps, ignoring SIGINT and SIGTERM when `stubborn`; started in its own process
+/// group, as a terminal starts a command. Returns xtask and the fake cargo's pid.
+fn xtask_waiting_for_a_child(dir: &Path, stubborn: bool) -> (std::process::Child, u32) {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let pid = dir.join(format!("pid-{stubborn}"));
+    let _ = std::fs::remove_file(&pid);
+    let cargo = dir.join(format!("cargo-{stubborn}"));
+    let ignore = if stubborn { "trap '' INT TERM\n" } else { "" };
+    let script = format!(
+        "#!/bin/sh\n{ignore}echo $$ > {}.tmp && mv {}.tmp {}\nexec sleep 60\n",
+        pid.display(),
+        pid.display(),
+        pid.display()
+    );
+    std::fs::write(&cargo, script).unwrap();
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let xtask = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("test")
+        .env("CARGO", &cargo)
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(|| pid.exists()), "the fake cargo did not start");
+    let child = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (xtask, child)
+}
+
+fn running(pid: u32) -> bool {
+    // A zombie has ended: its status line says so.
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains("zombie"))
+    })
+}
+
+/// xtask's exit status, within 30 seconds.
+fn ended_within_30_s(mut xtask: std::process::Child) -> Option<i32> {
+    if !wait_for(|| xtask.try_wait().unwrap().is_some()) {
+        let _ = xtask.kill();
+        panic!("xtask did not end");
+    }
+    xtask.wait().unwrap().code()
+}
+
+#[test]
+fn a_stop_signal_ends_the_child_xtask_waits_for_before_xtask() {
+    // SIGTERM to xtask alone (`kill`, `docker stop`) is passed on to its child, which used to
+    // outlive it. Ctrl-C at a terminal reaches the whole process group, child included.
+    let dir = tempfile::tempdir().unwrap();
+    for (signal, code, to_the_group) in [
+        ("TERM", 143, false),
+        ("INT", 130, true),
+        ("INT", 130, false),
+    ] {
+        let (xtask, child) = xtask_waiting_for_a_child(dir.path(), false);
+        let target = if to_the_group {
+            format!("-{}", xtask.id())
+        } else {
+            xtask.id().to_string()
+        };
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), "--", &target])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            ended_within_30_s(xtask),
+            Some(code),
+            "SIG{signal} to {target}"
+        );
+        assert!(
+            !running(child),
+            "SIG{signal} to {target}: the child outlived xtask"
+        );
+    }
+    // A child that ignores the signal: xtask waits for it; a second signal kills it.
+    let (xtask, child) = xtask_waiting_for_a_child(dir.path(), true);
+    let mut xtask = xtask;
+    send("TERM", &xtask);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        xtask.try_wait().unwrap().is_none(),
+        "xtask did not wait for its child"
+    );
+    assert!(running(child));
+    send("TERM", &xtask);
+    assert_eq!(ended_within_30_s(xtask), Some(143));
+    assert!(!running(child), "the child outlived xtask");
 }
 
 #[test]
