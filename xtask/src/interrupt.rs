@@ -1,4 +1,4 @@
-//! Ctrl-C (SIGINT) and SIGTERM for every command, taken by one thread with `sigwait` instead of
+//! Ctrl-C (SIGINT) and SIGTERM for every command, taken by one thread from a signalfd instead of
 //! a signal handler.
 //!
 //! cosmolkit's substructure search (as RDKit's `ControlCHandler`) installs its own SIGINT handler
@@ -15,7 +15,8 @@
 //! [`tempdir`] and [`remove_on_stop`] (a benchmark's folder can hold a gigabyte). Children are
 //! started through [`status`] and [`output`] (xtask's `clippy.toml` forbids the other ways):
 //! they start with both signals unblocked, a stop signal that comes while one runs is passed on
-//! to it, and xtask ends once it has, so that no child outlives xtask.
+//! to it (unless it was a terminal's Ctrl-C, which reached it too), and xtask ends once it has,
+//! so that no child outlives xtask.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
 use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 type Action = Box<dyn FnMut(Signal) + Send>;
@@ -59,28 +61,50 @@ pub fn watch() -> anyhow::Result<()> {
     signals
         .thread_block()
         .context("cannot block SIGINT and SIGTERM")?;
-    let started = std::thread::Builder::new()
-        .name("stop-signals".to_owned())
-        .spawn(move || {
-            loop {
-                if let Ok(signal) = signals.wait() {
-                    let mut action = lock(&ON_STOP);
-                    match action.as_mut() {
-                        Some(action) => action(signal),
-                        None => {
-                            drop(action);
-                            stop(signal);
-                        }
+    // A signalfd rather than `sigwait`: it also says who sent the signal.
+    let taken = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC)
+        .context("cannot take SIGINT and SIGTERM");
+    let started = taken.and_then(|taken| {
+        std::thread::Builder::new()
+            .name("stop-signals".to_owned())
+            .spawn(move || {
+                loop {
+                    match taken.read_signal() {
+                        Ok(Some(info)) => took(info),
+                        Ok(None) | Err(nix::errno::Errno::EINTR) => {}
+                        Err(_) => break,
                     }
                 }
-            }
-        });
+                // Cannot happen; were it to, a thread that takes the signals by their default
+                // action (ending xtask) is better than none.
+                let _ = stop_signals().thread_unblock();
+                loop {
+                    std::thread::park();
+                }
+            })
+            .context("cannot start the thread that handles Ctrl-C")
+    });
     if let Err(e) = started {
         // Nobody would take a blocked signal: leave them to their default (ending the process).
         let _ = signals.thread_unblock();
-        return Err(e).context("cannot start the thread that handles Ctrl-C");
+        return Err(e);
     }
     Ok(())
+}
+
+fn took(info: nix::libc::signalfd_siginfo) {
+    let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+        return;
+    };
+    let mut action = lock(&ON_STOP);
+    match action.as_mut() {
+        Some(action) => action(signal),
+        None => {
+            drop(action);
+            // The kernel sends a terminal's Ctrl-C to the whole foreground process group.
+            stop(signal, info.ssi_code == nix::libc::SI_KERNEL);
+        }
+    }
 }
 
 /// Runs `action` on each Ctrl-C or SIGTERM from now on, instead of ending the process.
@@ -89,10 +113,10 @@ pub fn on_stop(action: impl FnMut(Signal) + Send + 'static) {
 }
 
 /// A stop signal with no [`on_stop`] action. With no child running, xtask ends at once.
-/// Otherwise the first signal is passed on to the children (a Ctrl-C at a terminal reached
-/// them already; a `kill` of xtask alone or `docker stop` did not), and xtask ends when
-/// [`status`] or [`output`] sees its child end; a second signal kills them.
-fn stop(signal: Signal) {
+/// Otherwise the first signal is passed on to the children unless it reached them already
+/// (`to_the_group`: a Ctrl-C at a terminal; a `kill` of xtask alone or `docker stop` did not),
+/// and xtask ends when [`status`] or [`output`] sees its child end; a second signal kills them.
+fn stop(signal: Signal, to_the_group: bool) {
     let first = {
         let mut stopping = lock(&STOPPING);
         let first = stopping.is_none();
@@ -104,7 +128,11 @@ fn stop(signal: Signal) {
         drop(children);
         exit(signal);
     }
-    let pass_on = if first { signal } else { Signal::SIGKILL };
+    let pass_on = match (first, to_the_group) {
+        (true, true) => return,
+        (true, false) => signal,
+        (false, _) => Signal::SIGKILL,
+    };
     for &child in children.iter() {
         let _ = nix::sys::signal::kill(child, pass_on);
     }

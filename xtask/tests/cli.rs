@@ -1932,6 +1932,64 @@ fn ended_within_30_s(mut xtask: std::process::Child) -> Option<i32> {
     xtask.wait().unwrap().code()
 }
 
+/// A fake `cargo` (see [`xtask_waiting_for_a_child`]) that counts the SIGINTs it gets: from
+/// the first, it waits a second for more, writes their number to `count` and exits.
+const COUNTING_CARGO: &str = r#"#!/usr/bin/env python3
+import os, signal, sys, time
+pid, count = sys.argv[0] + ".pid", sys.argv[0] + ".count"
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.signal(signal.SIGINT, lambda *_: None)
+signal.set_wakeup_fd(w)  # one byte per signal delivered, whatever Python makes of them
+with open(pid + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(pid + ".tmp", pid)
+got = os.read(r, 1)
+time.sleep(1)
+os.set_blocking(r, False)
+try:
+    got += os.read(r, 100)
+except BlockingIOError:
+    pass
+with open(count + ".tmp", "w") as f:
+    f.write(str(len(got)))
+os.rename(count + ".tmp", count)
+"#;
+
+#[test]
+fn ctrl_c_at_a_terminal_reaches_the_child_once() {
+    // A terminal sends Ctrl-C to the whole foreground process group, child included: xtask must
+    // not pass it on a second time (Python would raise KeyboardInterrupt twice, and a second
+    // Ctrl-C means "quit at once" to a training run).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = dir.path().join("cargo");
+    std::fs::write(&cargo, COUNTING_CARGO).unwrap();
+    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (pid, count) = (dir.path().join("cargo.pid"), dir.path().join("cargo.count"));
+    // `script` runs xtask on a pseudo-terminal and passes our input on to it: a ^C byte there
+    // is a Ctrl-C typed at a terminal.
+    let mut terminal = Command::new("script")
+        .args([
+            "-qefc",
+            &format!("{} test", env!("CARGO_BIN_EXE_xtask")),
+            "/dev/null",
+        ])
+        .env("CARGO", &cargo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(|| pid.exists()), "the fake cargo did not start");
+    terminal.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    assert!(wait_for(|| count.exists()), "the fake cargo got no SIGINT");
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "1");
+    drop(terminal.stdin.take());
+    let out = terminal.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stdout));
+}
+
 #[test]
 fn a_stop_signal_ends_the_child_xtask_waits_for_before_xtask() {
     // SIGTERM to xtask alone (`kill`, `docker stop`) is passed on to its child, which used to
