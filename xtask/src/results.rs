@@ -234,6 +234,9 @@ fn explain_empty_answer(args: &ResultsArgs) -> anyhow::Result<()> {
         };
         if known.iter().any(|k| k == path) {
             check_value_kind(expr, &filter, &records)?;
+            if let Some(note) = value_not_held(&filter, &records) {
+                eprintln!("note: filter `{expr}`: {note}");
+            }
             continue;
         }
         let suggestion = closest(known, path)
@@ -302,6 +305,69 @@ fn check_value_kind(expr: &str, filter: &Filter, records: &[Entry]) -> anyhow::R
         kinds.join(" or "),
         filter.value()
     )
+}
+
+/// For `==` a value that no result holds at the key: what it holds, with a "did you mean". A
+/// misspelt value (`model.model_type == vea`, `== VAE`) empties the answer as a misspelt key
+/// does, but asking for a value no run has yet is a fair question: a note, not an error.
+fn value_not_held(filter: &Filter, records: &[Entry]) -> Option<String> {
+    if filter.operator() != "==" {
+        return None;
+    }
+    let path = filter.path();
+    let mut held: Vec<Value> = Vec::new();
+    for entry in records {
+        let value = match path.strip_prefix("metrics.") {
+            Some(metric) => match entry.record.metrics.get(metric) {
+                Some(&m) => match serde_json::Number::from_f64(m) {
+                    Some(n) => Value::Number(n),
+                    None => continue,
+                },
+                None => continue,
+            },
+            None => match entry.record.config_value(path) {
+                Some(v) => v.clone(),
+                None => continue,
+            },
+        };
+        if filter.accepts(&value) {
+            return None;
+        }
+        if !held.contains(&value) {
+            held.push(value);
+        }
+    }
+    if held.is_empty() {
+        return None;
+    }
+    // Numbers in order, and no "did you mean" among them: digits are not spelling.
+    let numbers = held.iter().all(Value::is_number);
+    if numbers {
+        held.sort_by(|a, b| {
+            a.as_f64()
+                .zip(b.as_f64())
+                .map_or(std::cmp::Ordering::Equal, |(a, b)| a.total_cmp(&b))
+        });
+    } else {
+        held.sort_by_key(|v| v.to_string());
+    }
+    let wanted = filter.value().to_string();
+    let texts: Vec<String> = held.iter().map(Value::to_string).collect();
+    let suggestion = texts
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case(&wanted))
+        .or_else(|| closest(&texts, &wanted))
+        .filter(|_| !numbers)
+        .map(|t| format!("; did you mean {t}?"))
+        .unwrap_or_default();
+    let holds = match texts.len() {
+        n if n > 10 && numbers => format!("{n} values from {} to {}", texts[0], texts[n - 1]),
+        n if n > 10 => format!("{}, ... ({n} values)", texts[..10].join(", ")),
+        _ => texts.join(", "),
+    };
+    Some(format!(
+        "no result has `{path}` == {wanted}; it holds {holds}{suggestion}"
+    ))
 }
 
 /// The name in `names` closest to a misspelled `name`, if one is close.

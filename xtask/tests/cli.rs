@@ -1415,6 +1415,85 @@ fn results_filter_with_a_value_of_another_kind_fails_saying_what_the_key_holds()
 }
 
 #[test]
+fn results_filter_on_a_value_no_result_holds_notes_the_values() {
+    let dir = seed_log_dir();
+    let d = dir.path().to_str().unwrap();
+    // A misspelt value (`vea`, `VAE`) empties the answer, as a misspelt key does; but a value no
+    // run has yet is a fair question, so the answer stays (empty, status 0) with a note.
+    for (command, filter, empty, says) in [
+        (
+            &["list", "--format", "json"][..],
+            "model.model_type == vea",
+            "[]",
+            "note: filter `model.model_type == vea`: no result has `model.model_type` == \"vea\"; it holds \"autoregressive\", \"vae\"; did you mean \"vae\"?\n",
+        ),
+        (
+            &["top", "--metric", "val_loss", "--format", "json"][..],
+            "model.model_type == VAE",
+            "[]",
+            "it holds \"autoregressive\", \"vae\"; did you mean \"vae\"?\n",
+        ),
+        (
+            &["list", "--format", "csv"][..],
+            "training.learning_rate == 0.002",
+            "line,timestamp,experiment_name",
+            "no result has `training.learning_rate` == 0.002; it holds 0.0001, 0.0003, 0.001\n",
+        ),
+        (
+            &["list", "--format", "json"][..],
+            "metrics.val_loss == 7",
+            "[]",
+            "no result has `metrics.val_loss` == 7; it holds 38 values from 0.338357 to 1.966297\n",
+        ),
+    ] {
+        let mut args = vec!["results", "--dir", d, "--filter", filter];
+        args.extend(command);
+        let out = xtask(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{filter}: {stderr}");
+        assert_eq!(text(&out.stdout).trim(), empty, "{filter}");
+        assert!(stderr.contains(says), "{filter}: {stderr}");
+    }
+    // `best` has no empty answer to give: its error comes with the note.
+    let out = xtask(&[
+        "results",
+        "--dir",
+        d,
+        "--filter",
+        "model.model_type == vea",
+        "best",
+        "--metric",
+        "val_loss",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did you mean \"vae\"?"), "{stderr}");
+    // Each value is held, though by no result at once: no note.
+    let out = xtask(&[
+        "results",
+        "--dir",
+        d,
+        "--filter",
+        "model.model_type == vae",
+        "--filter",
+        "model.model_type == autoregressive",
+        "list",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "[]");
+    assert!(!text(&out.stderr).contains("note"), "{}", text(&out.stderr));
+    // Quoted as pandas' `query` quotes: the same answer as the bare word.
+    let quoted = |filter: &str| xtask(&["results", "--dir", d, "--filter", filter, "list"]).stdout;
+    assert_eq!(
+        quoted("model.model_type == 'vae'"),
+        quoted("model.model_type == vae")
+    );
+    assert!(!quoted("model.model_type == vae").is_empty());
+}
+
+#[test]
 fn results_errors_are_clear() {
     let out = xtask(&["results", "--dir", "/nonexistent/results", "list"]);
     assert_eq!(out.status.code(), Some(1));

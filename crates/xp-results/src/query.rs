@@ -57,7 +57,8 @@ pub struct Found<T> {
 }
 
 /// A comparison between config values: `model.model_type == "vae"`, `training.epochs >= 10`.
-/// Paths address the config; `metrics.NAME` addresses a metric.
+/// Paths address the config; `metrics.NAME` addresses a metric. The value is JSON, text in
+/// single quotes (`'vae'`, as pandas' `query` takes it) or a bare word (`vae`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
     path: String,
@@ -117,8 +118,20 @@ impl std::str::FromStr for Filter {
                 "the value starts with an operator character; write one operator: == != < <= > >= (quote a string value that starts with one: \"=x\")",
             ));
         }
-        // JSON literal (3e-4, "vae", true), or a bare word taken as a string (vae).
-        let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+        // JSON literal (3e-4, "vae", true), text in single quotes as pandas' `query` takes it
+        // ('vae'), or a bare word taken as text (vae).
+        let value = match serde_json::from_str(raw) {
+            Ok(value) => value,
+            Err(_) if raw.starts_with('"') => {
+                return Err(bad(
+                    "the quoted value is not closed, or is not valid JSON text; write it as \"vae\", 'vae' or vae",
+                ));
+            }
+            Err(_) => match raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+                Some(text) => Value::String(text.to_owned()),
+                None => Value::String(raw.to_owned()),
+            },
+        };
         Ok(Filter {
             path: path.strip_prefix("config.").unwrap_or(path).to_owned(),
             op,
@@ -164,8 +177,14 @@ impl Filter {
                     .cloned()
             }
         };
-        let Some(actual) = actual else { return false };
-        let ordering = match (&actual, &self.value) {
+        actual.is_some_and(|actual| self.accepts(&actual))
+    }
+
+    /// Whether a result holding `actual` at [`path`](Self::path) passes: numbers compare as
+    /// numbers, text with text, true and false with each other; a value of another kind only
+    /// passes `!=`.
+    pub fn accepts(&self, actual: &Value) -> bool {
+        let ordering = match (actual, &self.value) {
             (Value::Number(a), Value::Number(b)) => a
                 .as_f64()
                 .zip(b.as_f64())

@@ -244,6 +244,16 @@ fn a_filter_tells_its_path_operator_and_value() {
             json!("a b"),
         ),
         ("seed > 3x", "seed", ">", json!("3x")),
+        // Single quotes, as in pandas' `query`: the text inside.
+        (
+            "model.model_type == 'vae'",
+            "model.model_type",
+            "==",
+            json!("vae"),
+        ),
+        ("name == ''", "name", "==", json!("")),
+        // A lone quote is part of a bare word.
+        ("name == it's", "name", "==", json!("it's")),
     ] {
         let filter: Filter = expr.parse().unwrap();
         assert_eq!(
@@ -267,6 +277,12 @@ fn bad_filters_and_patterns_are_clear_errors() {
         (
             "model.hidden_dim => 32",
             "key path has an operator character",
+        ),
+        // Would otherwise compare with the text `"vae`, matching nothing.
+        ("model.model_type == \"vae", "quoted value is not closed"),
+        (
+            "model.model_type == \"vae\" x",
+            "quoted value is not closed",
         ),
     ] {
         let err = q.clone().filter(expr).unwrap_err().to_string();
@@ -548,4 +564,21 @@ fn long_lines_and_many_chunks_read_correctly() {
         .map(|e| e.record.experiment_name.as_str())
         .collect();
     assert_eq!(names, ["r996", "r1993", "r2990"]);
+}
+
+#[test]
+fn a_filter_says_whether_it_accepts_a_value() {
+    let filter = |expr: &str| expr.parse::<xp_results::Filter>().unwrap();
+    let lr = filter("training.learning_rate < 1e-3");
+    assert!(lr.accepts(&json!(3e-4)));
+    assert!(!lr.accepts(&json!(1e-3)));
+    assert!(!lr.accepts(&json!("3e-4")), "text is not a number");
+    let ty = filter("model.model_type == vae");
+    assert!(ty.accepts(&json!("vae")));
+    assert!(!ty.accepts(&json!("VAE")));
+    // `!=` passes a value of another kind; `==` 3 is not "3".
+    assert!(filter("model.model_type != 3").accepts(&json!("3")));
+    assert!(!filter("model.model_type == 3").accepts(&json!("3")));
+    assert!(filter("training.amp == true").accepts(&json!(true)));
+    assert!(filter("model.layers == [1, 2]").accepts(&json!([1, 2])));
 }
