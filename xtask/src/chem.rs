@@ -276,6 +276,10 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             if per_row == 0 {
                 bail!("--per-row must be at least 1");
             }
+            // Made first, so that an output that cannot be written fails before the work; the
+            // image goes through it and a rename, so a full disk or a Ctrl-C never leaves a
+            // truncated image in place of an earlier one.
+            let file = crate::sample::replacement_for(&out, "grid.png")?;
             // (1-based input line, SMILES or why it is not text) of the non-empty lines.
             let mut lines: Vec<(usize, Result<String, String>)> = Vec::new();
             for (i, line) in stdin_lines().enumerate() {
@@ -315,14 +319,14 @@ pub fn run(command: ChemCommand) -> anyhow::Result<()> {
             for (i, why) in &grid.skipped {
                 say_skipped(*i, why);
             }
-            std::fs::write(&out, grid.to_png()?)
-                .with_context(|| format!("writing {}", out.display()))?;
+            crate::sample::write_whole(file, &out, &grid.to_png()?)?;
             eprintln!(
-                "wrote {} ({}x{}, {} molecules)",
+                "wrote {} ({}x{}, {} molecule{})",
                 out.display(),
                 grid.width,
                 grid.height,
-                grid.drawn
+                grid.drawn,
+                if grid.drawn == 1 { "" } else { "s" }
             );
             Ok(())
         }

@@ -894,6 +894,39 @@ fn chem_draw_writes_a_png_of_the_valid_molecules() {
     assert!(draw(b"\n", &[]).contains("no SMILES on standard input"));
     assert!(draw(b"CCO\n", &["--per-row", "0"]).contains("--per-row must be at least 1"));
     assert!(!none.exists());
+
+    // A failed draw leaves an earlier image as it was, and no temporary file beside it.
+    let out = xtask_with_input(&["chem", "draw", "-o", png.to_str().unwrap()], b"xx\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read(&png).unwrap(), bytes);
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["grid.png"]);
+    // One molecule is one; an output that cannot be written fails before the drawing.
+    let out = xtask_with_input(&["chem", "draw", "-o", png.to_str().unwrap()], b"CCO\n");
+    assert!(
+        text(&out.stderr).contains("(200x200, 1 molecule)"),
+        "{}",
+        text(&out.stderr)
+    );
+    for (to, says) in [
+        (
+            dir.path().to_path_buf(),
+            "it is a folder; give a file, such as",
+        ),
+        (dir.path().join("no/grid.png"), "does not exist"),
+    ] {
+        let out = xtask_with_input(&["chem", "draw", "-o", to.to_str().unwrap()], b"xx\n");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(says) && !stderr.contains("skipped"),
+            "{stderr}"
+        );
+    }
 }
 
 fn seed_log_dir() -> tempfile::TempDir {
