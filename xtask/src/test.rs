@@ -25,13 +25,16 @@ pub fn run() -> anyhow::Result<()> {
             ],
         ),
         (
+            // xtask too: the device check runs `xtask --features cuda`.
             "the CUDA backend builds",
             &[
                 "clippy",
                 "-p",
                 "xp-train",
+                "-p",
+                "xtask",
                 "--features",
-                "cuda",
+                "xtask/cuda",
                 "--all-targets",
                 "--",
                 "-D",
