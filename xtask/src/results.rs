@@ -266,16 +266,9 @@ fn check_value_kind(expr: &str, filter: &Filter, records: &[Entry]) -> anyhow::R
     // (kind, as written) of the value each result holds there; a metric is a number, NaN too.
     let held: Vec<(&str, String)> = records
         .iter()
-        .filter_map(|e| match path.strip_prefix("metrics.") {
-            Some(metric) => e
-                .record
-                .metrics
-                .get(metric)
-                .map(|&m| ("a number", number_text(m))),
-            None => e
-                .record
-                .config_value(path)
-                .map(|v| (kind(v), v.to_string())),
+        .filter_map(|e| match held_at(e, path)? {
+            Held::Metric(m) => Some(("a number", number_text(m))),
+            Held::Config(v) => Some((kind(v), v.to_string())),
         })
         .collect();
     let wanted = kind(filter.value());
@@ -307,6 +300,19 @@ fn check_value_kind(expr: &str, filter: &Filter, records: &[Entry]) -> anyhow::R
     )
 }
 
+/// What a result holds at a filter's path: a metric (`metrics.NAME`) or a config value.
+enum Held<'a> {
+    Metric(f64),
+    Config(&'a Value),
+}
+
+fn held_at<'a>(entry: &'a Entry, path: &str) -> Option<Held<'a>> {
+    match path.strip_prefix("metrics.") {
+        Some(metric) => entry.record.metrics.get(metric).map(|&m| Held::Metric(m)),
+        None => entry.record.config_value(path).map(Held::Config),
+    }
+}
+
 /// For `==` a value that no result holds at the key: what it holds, with a "did you mean". A
 /// misspelt value (`model.model_type == vea`, `== VAE`) empties the answer as a misspelt key
 /// does, but asking for a value no run has yet is a fair question: a note, not an error.
@@ -317,18 +323,14 @@ fn value_not_held(filter: &Filter, records: &[Entry]) -> Option<String> {
     let path = filter.path();
     let mut held: Vec<Value> = Vec::new();
     for entry in records {
-        let value = match path.strip_prefix("metrics.") {
-            Some(metric) => match entry.record.metrics.get(metric) {
-                Some(&m) => match serde_json::Number::from_f64(m) {
-                    Some(n) => Value::Number(n),
-                    None => continue,
-                },
+        // A NaN metric is no JSON number, and `==` passes none.
+        let value = match held_at(entry, path) {
+            Some(Held::Metric(m)) => match serde_json::Number::from_f64(m) {
+                Some(n) => Value::Number(n),
                 None => continue,
             },
-            None => match entry.record.config_value(path) {
-                Some(v) => v.clone(),
-                None => continue,
-            },
+            Some(Held::Config(v)) => v.clone(),
+            None => continue,
         };
         if filter.accepts(&value) {
             return None;
