@@ -325,11 +325,16 @@ fn a_vae_s_epoch_lines_say_how_much_its_code_carries() {
 
 /// Sends `signal` (`INT`, `TERM`) to `child`, as Ctrl-C or a scheduler would.
 fn send(signal: &str, child: &std::process::Child) {
+    send_to(signal, &child.id().to_string());
+}
+
+/// `kill -SIGNAL -- TARGET`: a pid, or `-PGID` for a whole process group.
+fn send_to(signal: &str, target: &str) {
     let status = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
+        .args([&format!("-{signal}"), "--", target])
         .status()
         .unwrap();
-    assert!(status.success(), "kill -{signal}");
+    assert!(status.success(), "kill -{signal} -- {target}");
 }
 
 /// Starts `xtask train` on the tiny experiment and waits for its first checkpoint.
@@ -342,9 +347,9 @@ fn start_training(dir: &Path) -> (std::process::Child, PathBuf) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    let run_dir = loop {
-        let found = std::fs::read_dir(dir.join("results"))
+    let mut run_dir = None;
+    let found = wait_for(120, || {
+        run_dir = std::fs::read_dir(dir.join("results"))
             .into_iter()
             .flatten()
             .map(|e| e.unwrap().path())
@@ -360,16 +365,10 @@ fn start_training(dir: &Path) -> (std::process::Child, PathBuf) {
                             .starts_with("epoch")
                     })
             });
-        if let Some(run) = found {
-            break run;
-        }
-        assert!(
-            started.elapsed().as_secs() < 120,
-            "no checkpoint after 2 minutes"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    (child, run_dir)
+        run_dir.is_some()
+    });
+    assert!(found, "no checkpoint after 2 minutes");
+    (child, run_dir.unwrap())
 }
 
 /// `xtask train --resume RUN_DIR` must finish the tiny experiment's 3 epochs (300 steps).
@@ -1967,7 +1966,7 @@ fn a_stopped_command_leaves_no_temporary_file_behind() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let made = wait_for(|| std::fs::read_dir(&out).unwrap().next().is_some());
+        let made = wait_for(60, || std::fs::read_dir(&out).unwrap().next().is_some());
         assert!(made, "no temporary file in {}", out.display());
         send(signal, &child);
         let done = child.wait_with_output().unwrap();
@@ -1980,10 +1979,10 @@ fn a_stopped_command_leaves_no_temporary_file_behind() {
     }
 }
 
-/// Whether `ready` turned true within 60 seconds.
-fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
+/// Whether `ready` turned true within `seconds`, asked every 20 ms.
+fn wait_for(seconds: u64, mut ready: impl FnMut() -> bool) -> bool {
     let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(60) {
+    while started.elapsed() < std::time::Duration::from_secs(seconds) {
         if ready() {
             return true;
         }
@@ -1996,7 +1995,6 @@ fn wait_for(mut ready: impl FnMut() -> bool) -> bool {
 /// `pid` and sleeps, ignoring SIGINT and SIGTERM when `stubborn`; started in its own process
 /// group, as a terminal starts a command. Returns xtask and the fake cargo's pid.
 fn xtask_waiting_for_a_child(dir: &Path, stubborn: bool) -> (std::process::Child, u32) {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let pid = dir.join(format!("pid-{stubborn}"));
     let _ = std::fs::remove_file(&pid);
@@ -2008,8 +2006,7 @@ fn xtask_waiting_for_a_child(dir: &Path, stubborn: bool) -> (std::process::Child
         pid.display(),
         pid.display()
     );
-    std::fs::write(&cargo, script).unwrap();
-    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&cargo, &script);
     let xtask = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("test")
         .env("CARGO", &cargo)
@@ -2018,13 +2015,23 @@ fn xtask_waiting_for_a_child(dir: &Path, stubborn: bool) -> (std::process::Child
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(|| pid.exists()), "the fake cargo did not start");
+    assert!(
+        wait_for(60, || pid.exists()),
+        "the fake cargo did not start"
+    );
     let child = std::fs::read_to_string(&pid)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     (xtask, child)
+}
+
+/// A script at `path` that may be run: a fake `cargo`.
+fn write_executable(path: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn running(pid: u32) -> bool {
@@ -2037,7 +2044,7 @@ fn running(pid: u32) -> bool {
 
 /// xtask's exit status, within 30 seconds.
 fn ended_within_30_s(mut xtask: std::process::Child) -> Option<i32> {
-    if !wait_for(|| xtask.try_wait().unwrap().is_some()) {
+    if !wait_for(30, || xtask.try_wait().unwrap().is_some()) {
         let _ = xtask.kill();
         panic!("xtask did not end");
     }
@@ -2073,11 +2080,9 @@ fn ctrl_c_at_a_terminal_reaches_the_child_once() {
     // A terminal sends Ctrl-C to the whole foreground process group, child included: xtask must
     // not pass it on a second time (Python would raise KeyboardInterrupt twice, and a second
     // Ctrl-C means "quit at once" to a training run).
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let cargo = dir.path().join("cargo");
-    std::fs::write(&cargo, COUNTING_CARGO).unwrap();
-    std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&cargo, COUNTING_CARGO);
     let (pid, count) = (dir.path().join("cargo.pid"), dir.path().join("cargo.count"));
     // `script` runs xtask on a pseudo-terminal and passes our input on to it: a ^C byte there
     // is a Ctrl-C typed at a terminal.
@@ -2093,9 +2098,15 @@ fn ctrl_c_at_a_terminal_reaches_the_child_once() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(wait_for(|| pid.exists()), "the fake cargo did not start");
+    assert!(
+        wait_for(60, || pid.exists()),
+        "the fake cargo did not start"
+    );
     terminal.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
-    assert!(wait_for(|| count.exists()), "the fake cargo got no SIGINT");
+    assert!(
+        wait_for(60, || count.exists()),
+        "the fake cargo got no SIGINT"
+    );
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "1");
     drop(terminal.stdin.take());
     let out = terminal.wait_with_output().unwrap();
@@ -2118,11 +2129,7 @@ fn a_stop_signal_ends_the_child_xtask_waits_for_before_xtask() {
         } else {
             xtask.id().to_string()
         };
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), "--", &target])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        send_to(signal, &target);
         assert_eq!(
             ended_within_30_s(xtask),
             Some(code),
