@@ -11,7 +11,7 @@
 //! threads at once, its own handler can be what is put back, and it stays: a Ctrl-C then only
 //! cuts the running matches short (wrong Filters and Frag values) and never reaches the program's
 //! handler. A program that handles Ctrl-C should block SIGINT in every thread and wait for it on
-//! one (`sigwait`), as `xtask` does, rather than install a handler.
+//! one (`sigwait` or a signalfd, as `xtask` does) rather than install a handler.
 
 mod detached;
 mod filters;

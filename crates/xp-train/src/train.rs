@@ -116,8 +116,8 @@ fn hparams_written_after(run_dir: &Path, checkpoint: &Path) -> bool {
 pub struct TrainOptions {
     /// A run directory to continue from its last checkpoint.
     pub resume: Option<PathBuf>,
-    /// Set (on Ctrl-C) to stop after the current step, save and close. Take SIGINT with
-    /// `sigwait` on a thread of your own, as `xtask` does, not with a handler: the final
+    /// Set (on Ctrl-C) to stop after the current step, save and close. Take SIGINT on a thread
+    /// of your own (`sigwait` or a signalfd, as `xtask` does), not with a handler: the final
     /// evaluation's substructure search swaps SIGINT handlers (see xp-chem's crate docs).
     pub stop: Arc<AtomicBool>,
     /// Show a progress bar and per-epoch lines on stderr.
