@@ -212,13 +212,19 @@ impl Checker<'_> {
                 Some(Value::String(s.clone()))
             }
             toml_edit::Value::Integer(i) if expected.contains(&"integer") => {
+                // Checked here, not left to serde: a negative or huge integer would otherwise
+                // read "invalid value: integer `-1`, expected u32".
                 let i = *i.value();
-                let min = node.get("minimum").and_then(Value::as_f64);
-                if min == Some(0.0) && i < 0 {
-                    self.report(path, format!("must be at least 0, got {i}"), false);
-                    return None;
-                }
-                Some(Value::from(i))
+                let (lo, hi) = integer_bounds(node);
+                let message = if i < lo {
+                    format!("must be at least {lo}, got {i}")
+                } else if i > hi {
+                    format!("must be at most {hi}, got {i}")
+                } else {
+                    return Some(Value::from(i));
+                };
+                self.report(path, message, false);
+                None
             }
             toml_edit::Value::Integer(i) if expected.contains(&"number") => {
                 Some(Value::from(*i.value() as f64))
@@ -306,6 +312,28 @@ impl Checker<'_> {
             self.report(&path, message, false);
         }
     }
+}
+
+/// The integers a key accepts: its schema's `minimum` and `maximum`, within what its Rust type
+/// (the schema's `format`, e.g. `uint32`) holds.
+fn integer_bounds(node: &Value) -> (i64, i64) {
+    let (mut lo, mut hi) = match node.get("format").and_then(Value::as_str) {
+        Some("uint8") => (0, u8::MAX.into()),
+        Some("uint16") => (0, u16::MAX.into()),
+        Some("uint32") => (0, u32::MAX.into()),
+        Some("uint64" | "uint") => (0, i64::MAX),
+        Some("int8") => (i8::MIN.into(), i8::MAX.into()),
+        Some("int16") => (i16::MIN.into(), i16::MAX.into()),
+        Some("int32") => (i32::MIN.into(), i32::MAX.into()),
+        _ => (i64::MIN, i64::MAX),
+    };
+    if let Some(min) = node.get("minimum").and_then(Value::as_i64) {
+        lo = lo.max(min);
+    }
+    if let Some(max) = node.get("maximum").and_then(Value::as_i64) {
+        hi = hi.min(max);
+    }
+    (lo, hi)
 }
 
 /// `must be at most 512, got 1024` from the schema's bounds, where the rule was a range.

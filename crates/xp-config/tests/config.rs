@@ -257,6 +257,7 @@ fn bad_overrides_name_the_key_and_the_override() {
             "=3",
             "training..epochs=3",
             ".seed=3",
+            "model.hidden_dim=-1",
             "training.batch_size=0",
         ],
     )
@@ -272,6 +273,7 @@ fn bad_overrides_name_the_key_and_the_override() {
              write the keys joined by single dots, as `training.epochs`",
             "override `.seed=3`: .seed: a key path with an empty part; write the keys joined by \
              single dots, as `training.epochs`",
+            "override `model.hidden_dim=-1`: model.hidden_dim: must be at least 32, got -1",
             "override `training.batch_size=0`: training.batch_size: must be at least 1, got 0",
         ]
     );
