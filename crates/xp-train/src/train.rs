@@ -827,6 +827,9 @@ where
         if let Some(hint) = longest.and_then(|n| row_length_hint(config, n - 1)) {
             say(&bar, options.progress, hint);
         }
+        if let Some(note) = validation_overlap_note(&data.train, &data.val) {
+            say(&bar, options.progress, note);
+        }
     }
     let steps_per_epoch = data.train.len().div_ceil(t.batch_size as usize) as u64;
     let slices = if on_cpu {
@@ -1336,6 +1339,23 @@ fn row_length_hint(config: &ExperimentConfig, needed: usize) -> Option<String> {
     })
 }
 
+/// A note when validation molecules also appear in the training data (the same tokens, so the
+/// same SMILES: a val_path that repeats train_path, or overlapping splits). Their loss then
+/// rewards memorising, and so do best checkpoints and early stopping, which follow it.
+fn validation_overlap_note(train: &[Vec<u32>], val: &[Vec<u32>]) -> Option<String> {
+    let seen: HashSet<&[u32]> = train.iter().map(Vec::as_slice).collect();
+    let shared = val.iter().filter(|v| seen.contains(v.as_slice())).count();
+    (shared > 0).then(|| {
+        format!(
+            "note: {shared} of {} validation molecules ({:.1}%) are also in the training data \
+             (the same SMILES); their validation loss rewards memorising, and best checkpoints \
+             and early stopping follow it: give data.val_path molecules held out from training",
+            val.len(),
+            100.0 * shared as f64 / val.len() as f64
+        )
+    })
+}
+
 /// Why a run cannot go on when a checkpoint newer than the last usable one fails verification:
 /// resuming from the older one would repeat its epochs, then fail to save over the broken one.
 fn broken_newest(manager: &CheckpointManager) -> Option<String> {
@@ -1583,6 +1603,29 @@ mod tests {
         // Close enough, or a model whose cost follows each molecule's own length: no note.
         assert_eq!(row_length_hint(&config("diffusion"), 170), None);
         assert_eq!(row_length_hint(&config("autoregressive"), 58), None);
+    }
+
+    #[test]
+    fn validation_molecules_seen_in_training_get_a_note() {
+        let train = vec![vec![1, 5, 6, 2], vec![1, 5, 2], vec![1, 7, 2]];
+        let note = validation_overlap_note(&train, &[vec![1, 5, 2], vec![1, 5, 5, 2]]).unwrap();
+        assert!(
+            note.starts_with("note: 1 of 2 validation molecules (50.0%)"),
+            "{note}"
+        );
+        assert!(note.contains("data.val_path"), "{note}");
+        // The same file for both: every one.
+        let note = validation_overlap_note(&train, &train).unwrap();
+        assert!(
+            note.starts_with("note: 3 of 3 validation molecules (100.0%)"),
+            "{note}"
+        );
+        // A prefix is another molecule; held-out data gets no note.
+        assert_eq!(
+            validation_overlap_note(&train, &[vec![1, 5], vec![1, 6, 5, 2]]),
+            None
+        );
+        assert_eq!(validation_overlap_note(&train, &[]), None);
     }
 
     #[test]
