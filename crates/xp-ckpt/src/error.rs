@@ -26,6 +26,11 @@ pub enum CkptError {
         step: u64,
         path: PathBuf,
     },
+    #[error(
+        "cannot open {} to save: another process has this checkpoint folder open (a run still training?); let it end first, or look with CheckpointManager::open_read_only",
+        path.display()
+    )]
+    InUse { path: PathBuf },
     #[error("max_checkpoints must be at least 1")]
     NoRoom,
     #[error(

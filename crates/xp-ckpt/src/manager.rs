@@ -124,10 +124,13 @@ impl CheckpointManager {
         std::fs::create_dir_all(&dir).map_err(io("create the checkpoint folder", &dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
-        lock.try_lock().map_err(|_| CkptError::Io {
-            action: "lock",
-            path: dir.clone(),
-            error: std::io::Error::other("another process has this checkpoint folder open"),
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => CkptError::InUse { path: dir.clone() },
+            std::fs::TryLockError::Error(error) => CkptError::Io {
+                action: "lock",
+                path: lock_path.clone(),
+                error,
+            },
         })?;
         let mut manager = CheckpointManager {
             dir,

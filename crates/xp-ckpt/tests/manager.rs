@@ -189,6 +189,10 @@ fn a_second_manager_on_the_same_folder_is_refused() {
         .err()
         .unwrap();
     assert!(
+        matches!(&err, CkptError::InUse { path } if path == dir.path()),
+        "{err}"
+    );
+    assert!(
         err.to_string()
             .contains("another process has this checkpoint folder open"),
         "{err}"

@@ -204,7 +204,11 @@ fn find_checkpoint(path: &Path, pick: Option<Pick>) -> Result<(PathBuf, Vec<Stri
     };
     let manager = CheckpointManager::open_read_only(&folder, RANK_METRIC, Mode::Min)?;
     let none = || {
-        if manager.unverified().is_empty() {
+        if CheckpointManager::in_use(&folder) {
+            "it has no checkpoint yet: it is still training, and saves its first at the end of \
+             its first epoch; try again then"
+                .to_owned()
+        } else if manager.unverified().is_empty() {
             "it has no checkpoint yet (the run stopped before its first save)".to_owned()
         } else {
             let problems: Vec<&str> = manager

@@ -736,7 +736,17 @@ where
                 });
             }
             let manager =
-                CheckpointManager::open(&ckpt_dir, t.keep_top_k as usize, RANK_METRIC, Mode::Min)?;
+                CheckpointManager::open(&ckpt_dir, t.keep_top_k as usize, RANK_METRIC, Mode::Min)
+                    .map_err(|e| match e {
+                    xp_ckpt::CkptError::InUse { .. } => TrainError::Resume {
+                        path: run_dir.clone(),
+                        problem: "it is still training in another process (its checkpoint \
+                                      folder is in use); let it finish, or stop it (Ctrl-C) and \
+                                      resume it then"
+                            .to_owned(),
+                    },
+                    e => e.into(),
+                })?;
             if let Some(problem) = broken_newest(&manager) {
                 return Err(TrainError::Resume {
                     path: run_dir.clone(),

@@ -554,6 +554,42 @@ fn unavailable_devices_and_missing_checkpoints_are_clear_errors() {
 }
 
 #[test]
+fn a_run_still_training_is_named_as_such_by_resume_and_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    // A training process holds its checkpoint folder and has not saved yet.
+    let writer = xp_ckpt::CheckpointManager::open(
+        run.join("checkpoints"),
+        2,
+        "val_loss",
+        xp_ckpt::Mode::Min,
+    )
+    .unwrap();
+    let config = tiny_config(dir.path(), "autoregressive", &[]);
+    let err = train(&config, &resuming(&run)).unwrap_err().to_string();
+    assert!(
+        err.contains("it is still training in another process"),
+        "{err}"
+    );
+    let err = generate(&run, &GenerateOptions::default(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no checkpoint yet: it is still training"),
+        "{err}"
+    );
+
+    // Once it has ended without a save, both say so.
+    drop(writer);
+    let err = train(&config, &resuming(&run)).unwrap_err().to_string();
+    assert!(err.contains("stopped before its first save"), "{err}");
+    let err = generate(&run, &GenerateOptions::default(), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stopped before its first save"), "{err}");
+}
+
+#[test]
 fn resuming_with_a_model_of_another_shape_names_the_settings() {
     let dir = tempfile::tempdir().unwrap();
     let first = train(
