@@ -436,23 +436,46 @@ fn table_time(timestamp: &str) -> String {
     }
 }
 
+/// `text` as a table cell shows it: control characters written as escapes (`\n`, `\u{1b}`), so
+/// a name from a hand-written or foreign log cannot split a row or drive the terminal. JSON and
+/// CSV keep the text as it is.
+pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// One result whole, a field per row: what `best` prints, so "which run, with what config" is
 /// answered at once.
 fn print_record(out: &mut impl Write, e: &Entry, metric: &str) -> anyhow::Result<()> {
     let mut table = Table::new();
     table.load_preset(presets::UTF8_BORDERS_ONLY);
     table.set_header(["result", &format!("line {}", e.line)]);
-    table.add_row(["timestamp", &e.record.timestamp]);
-    table.add_row(["experiment", &e.record.experiment_name]);
+    let mut row = |key: String, value: &str| {
+        table.add_row([one_line(&key), one_line(value)]);
+    };
+    row("timestamp".to_owned(), &e.record.timestamp);
+    row("experiment".to_owned(), &e.record.experiment_name);
     for m in metric_columns(std::slice::from_ref(e), Some(metric)) {
         let value = e.record.metrics.get(&m).map(|x| table_number(*x));
-        table.add_row([format!("metrics.{m}"), value.unwrap_or_default()]);
+        row(format!("metrics.{m}"), &value.unwrap_or_default());
     }
     for (k, v) in &e.record.artifacts {
-        table.add_row([format!("artifacts.{k}"), v.clone()]);
+        row(format!("artifacts.{k}"), v);
     }
     for (k, v) in flat_config(e) {
-        table.add_row([format!("config.{k}"), v]);
+        row(format!("config.{k}"), &v);
     }
     writeln!(out, "{table}")?;
     Ok(())
@@ -615,8 +638,8 @@ fn print_entries(
                 .map(|e| {
                     let fixed = [
                         e.line.to_string(),
-                        table_time(&e.record.timestamp),
-                        e.record.experiment_name.clone(),
+                        one_line(&table_time(&e.record.timestamp)).into_owned(),
+                        one_line(&e.record.experiment_name).into_owned(),
                     ];
                     let metric_cells = metrics.iter().map(|m| metric_cell(e, m, table_number));
                     fixed.into_iter().chain(metric_cells).collect()
@@ -625,7 +648,7 @@ fn print_entries(
             let header: Vec<String> = ["#", "timestamp", "experiment"]
                 .into_iter()
                 .map(str::to_owned)
-                .chain(metrics.iter().cloned())
+                .chain(metrics.iter().map(|m| one_line(m).into_owned()))
                 .collect();
             // Metrics the user did not choose are shown while they fit; the rest are named.
             let shown = match width {
@@ -758,10 +781,10 @@ fn compare_lines(
         Format::Table => {
             let mut table = Table::new();
             table.load_preset(presets::UTF8_BORDERS_ONLY);
-            table.set_header(["", "key", &names[0], &names[1]]);
+            table.set_header(["", "key", &one_line(&names[0]), &one_line(&names[1])]);
             let same = rows.is_empty();
-            for r in rows {
-                table.add_row(r);
+            for r in &rows {
+                table.add_row(r.iter().map(|cell| one_line(cell)));
             }
             writeln!(out, "{table}")?;
             if same {

@@ -271,7 +271,7 @@ fn print_table(runs: &[Run]) {
     };
     for run in runs {
         table.add_row([
-            Cell::new(run.run_dir.display()),
+            Cell::new(crate::results::one_line(&run.run_dir.to_string_lossy())),
             Cell::new(&run.model),
             Cell::new(run.state.as_str()),
             Cell::new(format!("{}/{}", run.epoch, run.epochs)).set_alignment(CellAlignment::Right),

@@ -1124,6 +1124,46 @@ fn results_list_table_and_compare() {
 }
 
 #[test]
+fn results_tables_write_control_characters_as_escapes() {
+    // The seed's tracker took any name; one with a newline and a terminal escape.
+    let dir = tempfile::tempdir().unwrap();
+    let name = "new\nline\u{1b}[31m";
+    let line = |n: &str, loss: f64| {
+        serde_json::json!({"timestamp": "2026-12-07T10:00:00+00:00", "experiment_name": n,
+            "config": {"note": "a\tb"}, "metrics": {"val_loss": loss}, "artifacts": {}})
+        .to_string()
+    };
+    std::fs::write(
+        dir.path().join("results.jsonl"),
+        format!("{}\n{}\n", line(name, 0.5), line("plain", 0.7)),
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let escaped = "new\\nline\\u{1b}[31m";
+    for command in [
+        &["list"][..],
+        &["top", "--metric", "val_loss", "-n", "2"],
+        &["best", "--metric", "val_loss"],
+        &["compare", "1", "2"],
+    ] {
+        let out = xtask(&[&["results", "--dir", d][..], command].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let table = text(&out.stdout);
+        assert!(table.contains(escaped), "{command:?}: {table}");
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\t'),
+            "{command:?}: {table}"
+        );
+    }
+    // JSON keeps the name as it is.
+    let out = xtask(&[
+        "results", "--dir", d, "best", "--metric", "val_loss", "--format", "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["experiment_name"], name, "{v}");
+}
+
+#[test]
 fn results_list_and_top_show_only_the_metrics_asked_for() {
     let dir = seed_log_dir();
     let d = dir.path().to_str().unwrap();
