@@ -440,20 +440,18 @@ fn table_time(timestamp: &str) -> String {
 /// a name from a hand-written or foreign log cannot split a row or drive the terminal. JSON and
 /// CSV keep the text as it is.
 pub(crate) fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
+    if !text.chars().any(char::is_control) {
+        return text.into();
     }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown.into()
 }
 
 /// One result whole, a field per row: what `best` prints, so "which run, with what config" is
