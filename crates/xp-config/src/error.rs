@@ -11,6 +11,16 @@ pub enum ConfigError {
         /// In the message, so not also `source()`: a chain printer (anyhow `{:#}`) would say it twice.
         error: std::io::Error,
     },
+    #[error(
+        "{} is a folder, not a config file{}",
+        path.display(),
+        inside.as_ref().map(|f| format!("; did you mean {}?", f.display())).unwrap_or_default()
+    )]
+    Folder {
+        path: PathBuf,
+        /// The `config.toml` it holds (a run directory's), if any.
+        inside: Option<PathBuf>,
+    },
     #[error("{origin}:{line}:{column}: invalid TOML: {message}")]
     Syntax {
         origin: String,

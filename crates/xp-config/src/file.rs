@@ -27,6 +27,13 @@ pub fn create_config(
 ) -> Result<ExperimentConfig, ConfigError> {
     let (name, text, base_dir, file) = match path {
         Some(path) => {
+            if path.is_dir() {
+                let inside = path.join("config.toml");
+                return Err(ConfigError::Folder {
+                    path: path.to_path_buf(),
+                    inside: inside.is_file().then_some(inside),
+                });
+            }
             let bytes = std::fs::read(path).map_err(|error| ConfigError::Io {
                 action: "read config",
                 path: path.to_path_buf(),

@@ -362,6 +362,29 @@ fn unreadable_file_is_an_io_error_naming_it() {
 }
 
 #[test]
+fn a_folder_is_not_a_config_and_a_run_folder_points_at_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = ExperimentConfig::load(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Folder { inside: None, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().ends_with("is a folder, not a config file"),
+        "{err}"
+    );
+    // A run directory holds the config it ran with.
+    let inside = dir.path().join("config.toml");
+    std::fs::write(&inside, "").unwrap();
+    let err = ExperimentConfig::load(dir.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with(&format!("; did you mean {}?", inside.display())),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_file_that_is_not_utf8_says_where() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("latin1.toml");
