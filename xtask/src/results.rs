@@ -12,7 +12,7 @@ use xp_results::{Entry, Filter, Found, Mode, Query, ResultsTracker, compare};
 
 #[derive(Args)]
 pub struct ResultsArgs {
-    /// Folder holding results.jsonl (the config's `output_dir`).
+    /// Folder holding results.jsonl (the config's `output_dir`), or a results log file itself.
     #[arg(long, global = true, default_value = "results")]
     dir: PathBuf,
     /// Only results whose config satisfies this, e.g. `model.model_type == vae`,
@@ -79,8 +79,20 @@ struct RankArgs {
     mode: String,
 }
 
+impl ResultsArgs {
+    /// The log `--dir` names: the `results.jsonl` in that folder, or the file itself (a log
+    /// copied elsewhere, or one named otherwise).
+    fn query(&self) -> Query {
+        if self.dir.is_file() {
+            Query::new(&self.dir)
+        } else {
+            ResultsTracker::open(&self.dir).query()
+        }
+    }
+}
+
 pub fn run(args: ResultsArgs) -> anyhow::Result<()> {
-    let mut query = ResultsTracker::open(&args.dir).query();
+    let mut query = args.query();
     if let Some(glob) = &args.experiment {
         query = query.experiment(glob)?;
     }
@@ -183,7 +195,7 @@ fn explain_empty_answer(args: &ResultsArgs) -> anyhow::Result<()> {
     if args.filters.is_empty() && args.experiment.is_none() {
         return Ok(());
     }
-    let mut query = ResultsTracker::open(&args.dir).query();
+    let mut query = args.query();
     if let Some(glob) = &args.experiment {
         query = query.experiment(glob)?;
     }
@@ -192,7 +204,7 @@ fn explain_empty_answer(args: &ResultsArgs) -> anyhow::Result<()> {
     if records.is_empty() {
         if let Some(glob) = &args.experiment {
             let mut names: Vec<String> = Vec::new();
-            for entry in ResultsTracker::open(&args.dir).query().all()?.value {
+            for entry in args.query().all()?.value {
                 if names.len() > 10 {
                     break;
                 }

@@ -1584,6 +1584,61 @@ fn results_errors_are_clear() {
 }
 
 #[test]
+fn results_dir_may_name_the_log_file_itself() {
+    let dir = seed_log_dir();
+    let folder = dir.path().to_str().unwrap();
+    // A log copied elsewhere under another name.
+    let copy = dir.path().join("old.jsonl");
+    std::fs::copy(dir.path().join("results.jsonl"), &copy).unwrap();
+    for command in [
+        &["list", "--format", "json"][..],
+        &["best", "--metric", "val_loss", "--format", "json"],
+        &["list", "--experiment", "nothing_*"],
+    ] {
+        let by_folder = xtask(&[&["results", "--dir", folder][..], command].concat());
+        let by_file = xtask(&[&["results", "--dir", copy.to_str().unwrap()][..], command].concat());
+        assert_eq!(
+            by_file.status.code(),
+            by_folder.status.code(),
+            "{command:?}"
+        );
+        assert_eq!(
+            text(&by_file.stdout),
+            text(&by_folder.stdout),
+            "{command:?}"
+        );
+        assert_eq!(
+            text(&by_file.stderr),
+            text(&by_folder.stderr),
+            "{command:?}"
+        );
+    }
+    assert!(!text(&xtask(&["results", "--dir", folder, "list"]).stdout).is_empty());
+}
+
+#[test]
+fn chem_inputs_that_are_folders_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let smiles = dir.path().join("g.txt");
+    std::fs::write(&smiles, "CCO\n").unwrap();
+    let g = smiles.to_str().unwrap();
+    for args in [
+        &["chem", "metrics", "--generated", d][..],
+        &["chem", "metrics", "--generated", g, "--train", d],
+        &["chem", "metrics", "--generated", g, "--prepared", d],
+    ] {
+        let out = xtask(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(&format!("reading {d}: it is a folder; give a file")),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn a_reader_that_stops_early_is_not_an_error() {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))

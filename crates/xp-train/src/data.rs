@@ -98,7 +98,15 @@ pub(crate) struct Products {
 /// Opens a data file, decompressing it when it is gzip. Its first bytes decide, not its name: MOSES
 /// ships `.csv.gz`, and a file unpacked or packed without renaming must still read as what it is.
 pub fn open_data_file(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
-    let mut file = BufReader::new(File::open(path)?);
+    let file = File::open(path)?;
+    // Opening a folder succeeds; reading it would say only "Is a directory (os error 21)".
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a folder; give a file",
+        ));
+    }
+    let mut file = BufReader::new(file);
     let gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     Ok(if gzip {
         Box::new(Gzip(MultiGzDecoder::new(file)))
@@ -361,6 +369,14 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
         encoder.write_all(text.as_bytes()).unwrap();
         encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn a_folder_is_not_opened_as_a_data_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_data_file(dir.path()).err().unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::IsADirectory);
+        assert_eq!(err.to_string(), "it is a folder; give a file");
     }
 
     #[test]
