@@ -1354,20 +1354,10 @@ fn results_unknown_metric_fails_with_a_suggestion() {
     );
     assert!(out.stdout.is_empty());
     // A filter that matches nothing is an empty answer, not an unknown metric.
-    let out = xtask(&[
-        "results",
-        "--dir",
+    empty_json_answer(
         d,
-        "top",
-        "--metric",
-        "val_loss",
-        "--filter",
-        "seed > 1000",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "[]");
+        &["top", "--metric", "val_loss", "--filter", "seed > 1000"],
+    );
     let out = xtask(&[
         "results", "--dir", d, "top", "--metric", "val_loss", "-n", "0",
     ]);
@@ -1426,18 +1416,7 @@ fn results_filter_on_a_key_no_result_has_fails_with_a_suggestion() {
         "{stderr}"
     );
     // A key that exists but matches nothing stays an empty answer.
-    let out = xtask(&[
-        "results",
-        "--dir",
-        d,
-        "--filter",
-        "model.model_type == nothing",
-        "list",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "[]");
+    empty_json_answer(d, &["--filter", "model.model_type == nothing", "list"]);
 }
 
 #[test]
@@ -1541,21 +1520,17 @@ fn results_filter_on_a_value_no_result_holds_notes_the_values() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("did you mean \"vae\"?"), "{stderr}");
     // Each value is held, though by no result at once: no note.
-    let out = xtask(&[
-        "results",
-        "--dir",
+    let stderr = empty_json_answer(
         d,
-        "--filter",
-        "model.model_type == vae",
-        "--filter",
-        "model.model_type == autoregressive",
-        "list",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), "[]");
-    assert!(!text(&out.stderr).contains("note"), "{}", text(&out.stderr));
+        &[
+            "--filter",
+            "model.model_type == vae",
+            "--filter",
+            "model.model_type == autoregressive",
+            "list",
+        ],
+    );
+    assert!(!stderr.contains("note"), "{stderr}");
     // Quoted as pandas' `query` quotes: the same answer as the bare word.
     let quoted = |filter: &str| xtask(&["results", "--dir", d, "--filter", filter, "list"]).stdout;
     assert_eq!(
@@ -1563,6 +1538,19 @@ fn results_filter_on_a_value_no_result_holds_notes_the_values() {
         quoted("model.model_type == vae")
     );
     assert!(!quoted("model.model_type == vae").is_empty());
+}
+
+/// `results --dir d ARGS --format json`, which must succeed with an empty answer; its stderr.
+fn empty_json_answer(d: &str, args: &[&str]) -> String {
+    let out = xtask(&[&["results", "--dir", d][..], args, &["--format", "json"]].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout).trim(), "[]", "{args:?}");
+    text(&out.stderr)
 }
 
 #[test]
@@ -2102,17 +2090,13 @@ fn xtask_waiting_for_a_child(dir: &Path, stubborn: bool) -> (std::process::Child
         pid.display()
     );
     write_executable(&cargo, &script);
-    let xtask = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("test")
-        .env("CARGO", &cargo)
-        .process_group(0)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for(60, || pid.exists()),
-        "the fake cargo did not start"
+    let xtask = start_with_fake_cargo(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("test")
+            .process_group(0)
+            .stdout(std::process::Stdio::null()),
+        &cargo,
+        &pid,
     );
     let child = std::fs::read_to_string(&pid)
         .unwrap()
@@ -2120,6 +2104,21 @@ fn xtask_waiting_for_a_child(dir: &Path, stubborn: bool) -> (std::process::Child
         .parse()
         .unwrap();
     (xtask, child)
+}
+
+/// Starts `command` (an xtask that runs cargo, directly or under another program) with the fake
+/// `cargo` as `$CARGO` and stderr piped, once the fake has written its pid to `pid`.
+fn start_with_fake_cargo(command: &mut Command, cargo: &Path, pid: &Path) -> std::process::Child {
+    let child = command
+        .env("CARGO", cargo)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(60, || pid.exists()),
+        "the fake cargo did not start"
+    );
+    child
 }
 
 /// A script at `path` that may be run: a fake `cargo`.
@@ -2181,21 +2180,17 @@ fn ctrl_c_at_a_terminal_reaches_the_child_once() {
     let (pid, count) = (dir.path().join("cargo.pid"), dir.path().join("cargo.count"));
     // `script` runs xtask on a pseudo-terminal and passes our input on to it: a ^C byte there
     // is a Ctrl-C typed at a terminal.
-    let mut terminal = Command::new("script")
-        .args([
-            "-qefc",
-            &format!("{} test", env!("CARGO_BIN_EXE_xtask")),
-            "/dev/null",
-        ])
-        .env("CARGO", &cargo)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for(60, || pid.exists()),
-        "the fake cargo did not start"
+    let mut terminal = start_with_fake_cargo(
+        Command::new("script")
+            .args([
+                "-qefc",
+                &format!("{} test", env!("CARGO_BIN_EXE_xtask")),
+                "/dev/null",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped()),
+        &cargo,
+        &pid,
     );
     terminal.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
     assert!(
